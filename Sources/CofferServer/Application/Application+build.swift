@@ -1,0 +1,72 @@
+import CofferProtocol
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import ServiceLifecycle
+
+/// The application type `buildApplication` returns.
+public typealias CofferApplication = Application<RouterResponder<AppRequestContext>>
+
+/// Opens the store named by `configuration.database` (migrations run when the server starts).
+public func openStore(_ location: DatabaseLocation, poolSize: Int = 16, logger: Logger) async throws -> any Store {
+    switch location {
+    case .sqlite(let path):
+        return try await SQLiteStore.open(path: path, logger: logger)
+    case .postgres(let url):
+        return try PostgresStore(url: url, maximumConnections: poolSize, logger: logger)
+    }
+}
+
+/// Builds the Coffer server: opens the configured store and wires every route, middleware and
+/// background service. Running the result serves until SIGINT/SIGTERM, then shuts down gracefully.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    logger: Logger,
+    registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    clock: @escaping @Sendable () -> Timestamp = { .now }
+) async throws -> CofferApplication {
+    let store = try await openStore(configuration.database, poolSize: configuration.databasePoolSize, logger: logger)
+    return buildApplication(configuration: configuration, store: store, logger: logger, registry: registry, clock: clock)
+}
+
+/// Builds the server around an already opened store; the application owns it from here on
+/// (migrates it before serving and closes it after shutdown).
+public func buildApplication(
+    configuration: ServerConfiguration,
+    store: any Store,
+    logger: Logger,
+    registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
+    clock: @escaping @Sendable () -> Timestamp = { .now }
+) -> CofferApplication {
+    let router = Router(context: AppRequestContext.self)
+    // Outermost first: every response, errors included, gets an id and security headers.
+    router.add(middleware: RequestIdMiddleware())
+    router.add(middleware: ClientAddressMiddleware(trustForwardedHeaders: configuration.trustForwardedHeaders))
+    router.add(middleware: SecurityHeadersMiddleware(trustForwardedHeaders: configuration.trustForwardedHeaders))
+    router.add(middleware: AllowListCORSMiddleware(origins: configuration.corsAllowedOrigins))
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: AddressRateLimitMiddleware(store: store, limits: configuration.addressLimits, clock: clock))
+
+    SystemController(store: store, registry: registry).addRoutes(to: router)
+    BackupController(store: store, configuration: configuration, clock: clock).addRoutes(to: router)
+    for route in BackupController.routes {
+        router.answerMethodNotAllowed(path: route.path, allowed: route.methods)
+    }
+
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        services: [
+            StoreService(store: store),
+            MaintenanceService(store: store, clock: clock, logger: logger),
+        ],
+        logger: logger
+    )
+    app.beforeServerStarts {
+        try await store.migrate()
+        logger.info("database ready", metadata: ["database": "\(configuration.database)"])
+    }
+    return app
+}

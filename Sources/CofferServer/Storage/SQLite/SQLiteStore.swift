@@ -1,0 +1,288 @@
+import CofferProtocol
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteNIO
+
+/// The embedded backend: one SQLite file in WAL mode, one writer connection (every write
+/// transaction is serialized through it, which also makes check-and-count limits exact) and a few
+/// reader connections. Commits use `synchronous=FULL`, so a 2xx survives a crash or power loss.
+public final class SQLiteStore: Store {
+    private let writer: ConnectionPool<SQLiteConnection>
+    private let readers: ConnectionPool<SQLiteConnection>
+    private let rateLimiter = MemoryRateLimiter()
+    private let logger: Logger
+
+    /// Opens (creating if needed) the database at `path`; `:memory:` is not supported because readers need a shared file.
+    public static func open(path: String, readers readerCount: Int = 4, logger: Logger) async throws -> SQLiteStore {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
+            _ = try await writer.query(pragma)
+        }
+        var readerConnections: [SQLiteConnection] = []
+        for _ in 0..<max(1, readerCount) {
+            let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"] {
+                _ = try await reader.query(pragma)
+            }
+            readerConnections.append(reader)
+        }
+        return SQLiteStore(writer: writer, readers: readerConnections, logger: logger)
+    }
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
+        self.writer = ConnectionPool([writer])
+        self.readers = ConnectionPool(readers)
+        self.logger = logger
+    }
+
+    // MARK: Plumbing
+
+    /// Runs `body` in one write transaction (`BEGIN IMMEDIATE`), committed only if it returns.
+    private func write<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
+        try await writer.with { connection in
+            _ = try await connection.query("BEGIN IMMEDIATE")
+            do {
+                let result = try await body(connection)
+                _ = try await connection.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` on a reader inside one read transaction, so it sees one consistent snapshot.
+    private func read<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
+        try await readers.with { connection in
+            _ = try await connection.query("BEGIN")
+            do {
+                let result = try await body(connection)
+                _ = try await connection.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    public func migrate() async throws {
+        try await writer.with { connection in
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+            )
+        }
+        for migration in SQLiteMigrations.all {
+            let applied: Bool = try await write { connection in
+                let rows = try await connection.query("SELECT 1 FROM schema_migrations WHERE version = ?", [.integer(migration.version)])
+                guard rows.isEmpty else { return false }
+                for statement in migration.sql {
+                    _ = try await connection.query(statement)
+                }
+                _ = try await connection.query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    [.integer(migration.version), .text(migration.name), .integer(Int(Timestamp.now.milliseconds))]
+                )
+                return true
+            }
+            if applied {
+                logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            }
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await readers.with { try await $0.query("SELECT 1") }
+    }
+
+    public func close() async throws {
+        for connection in await writer.all + readers.all {
+            try? await connection.close()
+        }
+    }
+
+    // MARK: Blind backup
+
+    public func registerBackupUser(id: String, at: Timestamp) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query(
+                "INSERT INTO backup_users (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                [.text(id), .integer(Int(at.milliseconds))]
+            )
+            return !rows.isEmpty
+        }
+    }
+
+    public func saveBackup(_ save: BackupSave) async throws -> SavedBackup {
+        try await write { connection in
+            let now = save.at.milliseconds
+            guard try await !connection.query("SELECT 1 FROM backup_users WHERE id = ?", [.text(save.userId)]).isEmpty else {
+                throw StoreError.userNotFound
+            }
+            let existing = try await connection.query(
+                "SELECT user_id, current_version FROM backups WHERE storage_key = ?", [.text(save.storageKey)]
+            ).first
+            if let existing, existing.string("user_id") != save.userId {
+                throw StoreError.storageKeyForbidden
+            }
+            try await Self.enforce(
+                connection: connection,
+                sql: "SELECT at FROM backup_writes WHERE storage_key = ? AND at > ?",
+                key: save.storageKey, limits: save.writeLimits, now: now, scope: "storage key"
+            )
+            let isNewKey = existing == nil
+            if isNewKey {
+                try await Self.enforce(
+                    connection: connection,
+                    sql: "SELECT at FROM backup_writes WHERE user_id = ? AND new_key = 1 AND at > ?",
+                    key: save.userId, limits: save.newKeyLimits, now: now, scope: "new storage keys for this user"
+                )
+                try await Self.enforce(
+                    connection: connection,
+                    sql: "SELECT at FROM backup_writes WHERE address = ? AND new_key = 1 AND at > ?",
+                    key: save.addressHash, limits: save.newKeyAddressLimits, now: now, scope: "new storage keys from this address"
+                )
+                _ = try await connection.query(
+                    "INSERT INTO backups (storage_key, user_id, current_version, created_at, updated_at) VALUES (?, ?, 0, ?, ?)",
+                    [.text(save.storageKey), .text(save.userId), .integer(Int(now)), .integer(Int(now))]
+                )
+            }
+            let version = (existing?.int("current_version") ?? 0) + 1
+            _ = try await connection.query(
+                "INSERT INTO backup_versions (storage_key, version, data, size, created_at) VALUES (?, ?, ?, ?, ?)",
+                [.text(save.storageKey), .integer(version), .text(save.data), .integer(save.size), .integer(Int(now))]
+            )
+            _ = try await connection.query(
+                "UPDATE backups SET current_version = ?, updated_at = ? WHERE storage_key = ?",
+                [.integer(version), .integer(Int(now)), .text(save.storageKey)]
+            )
+            _ = try await connection.query(
+                "DELETE FROM backup_versions WHERE storage_key = ? AND version <= ?",
+                [.text(save.storageKey), .integer(version - save.versionsKept)]
+            )
+            _ = try await connection.query(
+                "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (?, ?, ?, ?, ?)",
+                [.text(save.storageKey), .text(save.userId), .text(save.addressHash), .integer(isNewKey ? 1 : 0), .integer(Int(now))]
+            )
+            return SavedBackup(version: version, updatedAt: save.at, size: save.size)
+        }
+    }
+
+    /// Refuses with `rateLimited` when one more event for `key` would pass a limit.
+    private static func enforce(
+        connection: SQLiteConnection, sql: String, key: String, limits: [RateLimit], now: Int64, scope: String
+    ) async throws {
+        guard !limits.isEmpty else { return }
+        let since = now - WriteLog.longestWindow(limits)
+        let rows = try await connection.query(sql, [.text(key), .integer(Int(since))])
+        let events = rows.compactMap { $0.int64("at") }
+        if case .limited(let retryAfter) = WriteLog.decide(events: events, limits: limits, now: now) {
+            throw StoreError.rateLimited(retryAfter: retryAfter, scope: scope)
+        }
+    }
+
+    public func backup(userId: String, storageKey: String, version: Int?) async throws -> StoredBackup {
+        try await read { connection in
+            guard let head = try await connection.query(
+                "SELECT user_id, current_version, created_at FROM backups WHERE storage_key = ?", [.text(storageKey)]
+            ).first, head.string("user_id") == userId else {
+                throw StoreError.backupNotFound
+            }
+            let wanted = version ?? head.int("current_version") ?? 0
+            guard let row = try await connection.query(
+                "SELECT data, size, created_at FROM backup_versions WHERE storage_key = ? AND version = ?",
+                [.text(storageKey), .integer(wanted)]
+            ).first else {
+                throw version == nil ? StoreError.backupNotFound : StoreError.versionNotFound
+            }
+            return StoredBackup(
+                data: row.string("data") ?? "",
+                createdAt: Timestamp(milliseconds: head.int64("created_at") ?? 0),
+                updatedAt: Timestamp(milliseconds: row.int64("created_at") ?? 0),
+                version: wanted,
+                size: row.int("size") ?? 0
+            )
+        }
+    }
+
+    public func backupVersions(userId: String, storageKey: String) async throws -> [BackupVersionSummary] {
+        try await read { connection in
+            guard let head = try await connection.query(
+                "SELECT user_id FROM backups WHERE storage_key = ?", [.text(storageKey)]
+            ).first, head.string("user_id") == userId else {
+                throw StoreError.backupNotFound
+            }
+            return try await connection.query(
+                "SELECT version, size, created_at FROM backup_versions WHERE storage_key = ? ORDER BY version DESC",
+                [.text(storageKey)]
+            ).map { row in
+                BackupVersionSummary(
+                    version: row.int("version") ?? 0,
+                    updatedAt: Timestamp(milliseconds: row.int64("created_at") ?? 0),
+                    size: row.int("size") ?? 0
+                )
+            }
+        }
+    }
+
+    public func deleteBackupUser(userId: String, storageKey: String?) async throws -> Int {
+        try await write { connection in
+            guard try await !connection.query("SELECT 1 FROM backup_users WHERE id = ?", [.text(userId)]).isEmpty else {
+                throw StoreError.userNotFound
+            }
+            let count = try await connection.query(
+                "SELECT COUNT(*) AS n FROM backups WHERE user_id = ?", [.text(userId)]
+            ).first?.int("n") ?? 0
+            if let storageKey {
+                let owner = try await connection.query(
+                    "SELECT user_id FROM backups WHERE storage_key = ?", [.text(storageKey)]
+                ).first?.string("user_id")
+                guard owner == userId else { throw StoreError.storageKeyForbidden }
+            } else if count > 0 {
+                throw StoreError.storageKeyRequired
+            }
+            _ = try await connection.query("DELETE FROM backup_users WHERE id = ?", [.text(userId)])
+            return count
+        }
+    }
+
+    // MARK: Abuse control
+
+    /// Address counters stay in memory: an SQLite database serves exactly one instance, and these
+    /// counters need not survive a restart (backup write limits, which must, live in `backup_writes`).
+    public func consumeRateLimit(bucket: String, limits: [RateLimit], at: Timestamp) async throws -> RateLimitDecision {
+        rateLimiter.consume(bucket: bucket, limits: limits, at: at)
+    }
+
+    public func recordSignature(_ signature: String, expiresAt: Timestamp, at: Timestamp) async throws -> Bool {
+        try await write { connection in
+            let rows = try await connection.query(
+                "INSERT INTO request_signatures (signature, expires_at) VALUES (?, ?) ON CONFLICT (signature) DO NOTHING RETURNING signature",
+                [.text(signature), .integer(Int(expiresAt.milliseconds))]
+            )
+            return !rows.isEmpty
+        }
+    }
+
+    public func purgeExpired(at: Timestamp) async throws {
+        rateLimiter.purge(at: at)
+        try await write { connection in
+            _ = try await connection.query("DELETE FROM request_signatures WHERE expires_at < ?", [.integer(Int(at.milliseconds))])
+            // One day is the longest window a write limit can have.
+            _ = try await connection.query(
+                "DELETE FROM backup_writes WHERE at < ?", [.integer(Int(at.milliseconds - RateLimit.Window.day.rawValue * 1000))]
+            )
+        }
+    }
+}
+
+extension SQLiteRow {
+    func string(_ name: String) -> String? { column(name)?.string }
+    func int(_ name: String) -> Int? { column(name)?.integer.map { Int($0) } }
+    func int64(_ name: String) -> Int64? { column(name)?.integer.map { Int64($0) } }
+}

@@ -1,0 +1,2 @@
+import ArgumentParser
+extension Coffer { struct Bench: AsyncParsableCommand { static let configuration = CommandConfiguration(abstract: "Benchmarks.") } }

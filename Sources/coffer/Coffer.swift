@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// `coffer`: the server and the command-line client in one binary.
+@main
+struct Coffer: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coffer",
+        abstract: "Coffer: a self-hostable, zero-knowledge sync and backup service.",
+        version: "0.1.0",
+        subcommands: [Serve.self, Backup.self, Bench.self]
+    )
+}
