@@ -91,14 +91,17 @@ let package = Package(
                 "CofferKit",
                 "CofferCrypto",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "CofferEndToEndTests",
             dependencies: [
+                "coffer",
                 "CofferKit",
                 "CofferProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -46,7 +46,17 @@ public struct APIClient: Sendable {
     public var signatureSecret: String?
     public var timeout: TimeAmount = .seconds(120)
 
-    public init(baseURL: String, httpClient: HTTPClient = .shared, signatureSecret: String? = nil) {
+    /// A client that fails fast when the server is unreachable (AsyncHTTPClient's shared client
+    /// keeps retrying the connection until the request deadline, which reads as a hang).
+    public static let defaultHTTPClient: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.decompression = .enabled(limit: .ratio(100))
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    public init(baseURL: String, httpClient: HTTPClient = APIClient.defaultHTTPClient, signatureSecret: String? = nil) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url

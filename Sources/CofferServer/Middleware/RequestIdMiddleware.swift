@@ -41,9 +41,9 @@ struct RequestIdMiddleware: RouterMiddleware {
 }
 
 extension HTTPField.Name {
-    static let requestId = Self("X-Request-Id")!
-    static let forwardedFor = Self("X-Forwarded-For")!
-    static let forwardedProto = Self("X-Forwarded-Proto")!
-    static let cofferTimestamp = Self(BackupSignatureHeader.timestamp)!
-    static let cofferSignature = Self(BackupSignatureHeader.signature)!
+    public static let requestId = Self("X-Request-Id")!
+    public static let forwardedFor = Self("X-Forwarded-For")!
+    public static let forwardedProto = Self("X-Forwarded-Proto")!
+    public static let cofferTimestamp = Self(BackupSignatureHeader.timestamp)!
+    public static let cofferSignature = Self(BackupSignatureHeader.signature)!
 }

@@ -26,6 +26,6 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
 }
 
 extension HTTPField.Name {
-    static let xFrameOptions = Self("X-Frame-Options")!
-    static let referrerPolicy = Self("Referrer-Policy")!
+    public static let xFrameOptions = Self("X-Frame-Options")!
+    public static let referrerPolicy = Self("Referrer-Policy")!
 }
