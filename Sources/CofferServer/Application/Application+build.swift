@@ -24,10 +24,13 @@ public func buildApplication(
     configuration: ServerConfiguration,
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-    clock: @escaping @Sendable () -> Timestamp = { .now }
+    clock: @escaping @Sendable () -> Timestamp = { .now },
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) async throws -> CofferApplication {
     let store = try await openStore(configuration.database, poolSize: configuration.databasePoolSize, logger: logger)
-    return buildApplication(configuration: configuration, store: store, logger: logger, registry: registry, clock: clock)
+    return buildApplication(
+        configuration: configuration, store: store, logger: logger, registry: registry, clock: clock, onServerRunning: onServerRunning
+    )
 }
 
 /// Builds the server around an already opened store; the application owns it from here on
@@ -37,7 +40,8 @@ public func buildApplication(
     store: any Store,
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
-    clock: @escaping @Sendable () -> Timestamp = { .now }
+    clock: @escaping @Sendable () -> Timestamp = { .now },
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
 ) -> CofferApplication {
     let router = Router(context: AppRequestContext.self)
     // Outermost first: every response, errors included, gets an id and security headers.
@@ -62,6 +66,7 @@ public func buildApplication(
             StoreService(store: store),
             MaintenanceService(store: store, clock: clock, logger: logger),
         ],
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
     app.beforeServerStarts {

@@ -1,2 +1,11 @@
 import ArgumentParser
-extension Coffer { struct Bench: AsyncParsableCommand { static let configuration = CommandConfiguration(abstract: "Benchmarks.") } }
+
+extension Coffer {
+    /// `coffer bench …`: reproducible performance measurements (run with `swift run -c release`).
+    struct Bench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure Coffer's performance on this machine (build with -c release).",
+            subcommands: [BackupBench.self]
+        )
+    }
+}

@@ -101,8 +101,9 @@ public final class SQLiteStore: Store {
     }
 
     public func close() async throws {
-        for connection in await writer.all + readers.all {
-            try? await connection.close()
+        // The future-based close ignores task cancellation, so a cancelled shutdown still closes.
+        for connection in await writer.all + readers.all where !connection.isClosed {
+            try? await connection.close().get()
         }
     }
 
