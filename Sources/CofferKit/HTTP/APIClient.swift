@@ -45,6 +45,8 @@ public struct APIClient: Sendable {
     /// When set, requests carry `X-Coffer-Timestamp` and `X-Coffer-Signature`.
     public var signatureSecret: String?
     public var timeout: TimeAmount = .seconds(120)
+    /// Sees every request body before it is sent (tests use it to prove what never leaves the device).
+    public var requestObserver: (@Sendable (_ method: String, _ path: String, _ body: Data) -> Void)?
 
     /// A client that fails fast when the server is unreachable (AsyncHTTPClient's shared client
     /// keeps retrying the connection until the request deadline, which reads as a hang).
@@ -68,13 +70,15 @@ public struct APIClient: Sendable {
     public func send<Response: Decodable>(
         _ method: HTTPMethod,
         _ pathWithQuery: String,
-        body: (some Encodable)? = Optional<Int>.none,
+        body: (some Encodable & Sendable)? = Optional<Int>.none,
         as: Response.Type = Response.self,
+        bearer: String? = nil,
         progress: TransferProgress? = nil
     ) async throws -> Response {
         var request = HTTPClientRequest(url: baseURL + pathWithQuery)
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
         var bodyBytes = Data()
         if let body {
             let encoder = JSONEncoder()
@@ -83,6 +87,7 @@ public struct APIClient: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = Self.body(bodyBytes, progress: progress)
         }
+        requestObserver?(method.rawValue, pathWithQuery, bodyBytes)
         if let signatureSecret {
             let timestamp = String(Int(Date().timeIntervalSince1970))
             let signature = RequestSignature.sign(

@@ -10,6 +10,8 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
     public var requestId = ""
     /// The client address used for rate limits (the proxy's `X-Forwarded-For` when trusted).
     public var clientAddress = "unknown"
+    /// The authenticated user, device and session, on routes behind `AuthMiddleware`.
+    public var identity: AuthIdentity?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -53,9 +53,18 @@ public func buildApplication(
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: AddressRateLimitMiddleware(store: store, limits: configuration.addressLimits, clock: clock))
 
+    let tokens = TokenService(
+        store: store, clock: clock, accessLifetime: configuration.accessTokenLifetime, rotation: configuration.signingKeyRotation
+    )
+    let audit = AuditLog(store: store, clock: clock, logger: logger)
+    let authenticated = router.group("api").add(middleware: AuthMiddleware(tokens: tokens, store: store, clock: clock))
+
     SystemController(store: store, registry: registry).addRoutes(to: router)
     BackupController(store: store, configuration: configuration, clock: clock).addRoutes(to: router)
-    for route in BackupController.routes {
+    AuthController(store: store, tokens: tokens, configuration: configuration, clock: clock, audit: audit)
+        .addRoutes(to: router, authenticated: authenticated)
+    DevicesController(store: store, clock: clock, audit: audit).addRoutes(to: authenticated)
+    for route in BackupController.routes + AuthController.routes + DevicesController.routes {
         router.answerMethodNotAllowed(path: route.path, allowed: route.methods)
     }
 
@@ -64,13 +73,14 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         services: [
             StoreService(store: store),
-            MaintenanceService(store: store, clock: clock, logger: logger),
+            MaintenanceService(store: store, tokens: tokens, clock: clock, logger: logger),
         ],
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
     app.beforeServerStarts {
         try await store.migrate()
+        try await tokens.rotateIfNeeded()
         logger.info("database ready", metadata: ["database": "\(configuration.database)"])
     }
     return app

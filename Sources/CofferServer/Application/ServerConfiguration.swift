@@ -41,6 +41,16 @@ public struct ServerConfiguration: Sendable {
     public var requireCiphertext = false
     /// Trust `X-Forwarded-For` / `X-Forwarded-Proto` from a reverse proxy.
     public var trustForwardedHeaders = false
+    /// Lifetime of access tokens, in seconds.
+    public var accessTokenLifetime = 15 * 60
+    /// Lifetime of refresh tokens (and so of an idle session), in seconds.
+    public var refreshTokenLifetime = 30 * 24 * 3600
+    /// A new token signing key is made when the newest is older than this, in seconds.
+    public var signingKeyRotation = 7 * 24 * 3600
+    /// Login attempts per client address.
+    public var loginAddressLimits: [RateLimit] = [RateLimit(count: 20, window: .minute), RateLimit(count: 200, window: .hour)]
+    /// Login attempts per account; a short window, so nobody can lock an owner out for long.
+    public var loginAccountLimits: [RateLimit] = [RateLimit(count: 10, window: .minute)]
     /// Log level.
     public var logLevel: Logger.Level = .info
     /// Log format.

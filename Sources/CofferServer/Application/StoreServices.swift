@@ -20,9 +20,10 @@ struct StoreService: Service {
     }
 }
 
-/// Purges expired counters, replay records and write logs once a minute.
+/// Once a minute: purges expired counters, replay records, challenges and write logs, and rotates the token signing key when due.
 struct MaintenanceService: Service {
     let store: any Store
+    let tokens: TokenService
     let clock: @Sendable () -> Timestamp
     let logger: Logger
 
@@ -33,6 +34,7 @@ struct MaintenanceService: Service {
         {
             do {
                 try await store.purgeExpired(at: clock())
+                try await tokens.rotateIfNeeded()
             } catch {
                 logger.warning("maintenance failed", metadata: ["error": "\(String(reflecting: error))"])
             }

@@ -52,6 +52,8 @@ extension APIError {
         switch error {
         case .userExists:
             self.init(.conflict, code: ErrorCode.userExists, message: "this user id is already registered")
+        case .emailTaken:
+            self.init(.conflict, code: ErrorCode.emailTaken, message: "an account with this email already exists")
         case .userNotFound:
             self.init(.notFound, code: ErrorCode.userNotFound, message: "this user id is not registered")
         case .backupNotFound:

@@ -64,5 +64,86 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX rate_limits_expiry ON rate_limits(expires_at)",
         ]),
+        (2, "accounts", [
+            """
+            CREATE TABLE server_secrets (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE signing_keys (
+                id TEXT PRIMARY KEY,
+                secret TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE users (
+                id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                kdf TEXT NOT NULL,
+                salt TEXT NOT NULL,
+                login_public_key TEXT NOT NULL,
+                encrypted_account_key TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                encrypted_private_key TEXT NOT NULL,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE devices (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                platform TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                last_seen_at BIGINT NOT NULL,
+                revoked_at BIGINT,
+                PRIMARY KEY (user_id, id)
+            )
+            """,
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                device_id TEXT NOT NULL,
+                refresh_hash TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                revoked_at BIGINT
+            )
+            """,
+            "CREATE INDEX sessions_device ON sessions(user_id, device_id)",
+            // Spent refresh tokens, kept until their session would have expired, to detect reuse.
+            """
+            CREATE TABLE spent_refresh_tokens (
+                hash TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE auth_challenges (
+                challenge TEXT PRIMARY KEY,
+                email TEXT NOT NULL,
+                action TEXT NOT NULL,
+                expires_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX auth_challenges_expiry ON auth_challenges(expires_at)",
+            // No foreign key: the account_deleted tombstone outlives the account.
+            """
+            CREATE TABLE audit_events (
+                id BIGSERIAL PRIMARY KEY,
+                user_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                device_id TEXT,
+                detail TEXT,
+                created_at BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX audit_events_user ON audit_events(user_id, id)",
+        ]),
     ]
 }

@@ -9,7 +9,7 @@ import PostgresNIO
 public final class PostgresStore: Store {
     /// The connection pool; `run()` must be running (see `StoreService`).
     public let client: PostgresClient
-    private let logger: Logger
+    let logger: Logger
 
     public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(ConfigurationError) {
         var configuration = try Self.configuration(url: url)
@@ -86,7 +86,7 @@ public final class PostgresStore: Store {
 
     public func close() async throws {}
 
-    private func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
             return try await client.withTransaction(logger: logger) { connection in
                 try await body(connection)
@@ -306,6 +306,8 @@ public final class PostgresStore: Store {
     public func purgeExpired(at: Timestamp) async throws {
         let now = at.milliseconds
         try await client.query("DELETE FROM request_signatures WHERE expires_at < \(now)", logger: logger)
+        try await client.query("DELETE FROM auth_challenges WHERE expires_at < \(now)", logger: logger)
+        try await client.query("DELETE FROM spent_refresh_tokens WHERE expires_at < \(now)", logger: logger)
         try await client.query("DELETE FROM rate_limits WHERE expires_at < \(now)", logger: logger)
         try await client.query(
             "DELETE FROM backup_writes WHERE at < \(now - RateLimit.Window.day.rawValue * 1000)", logger: logger

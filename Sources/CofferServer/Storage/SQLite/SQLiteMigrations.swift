@@ -52,5 +52,86 @@ enum SQLiteMigrations {
             """,
             "CREATE INDEX request_signatures_expiry ON request_signatures(expires_at)",
         ]),
+        (2, "accounts", [
+            """
+            CREATE TABLE server_secrets (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE signing_keys (
+                id TEXT PRIMARY KEY,
+                secret TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE users (
+                id TEXT PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                kdf TEXT NOT NULL,
+                salt TEXT NOT NULL,
+                login_public_key TEXT NOT NULL,
+                encrypted_account_key TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                encrypted_private_key TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE devices (
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                platform TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                last_seen_at INTEGER NOT NULL,
+                revoked_at INTEGER,
+                PRIMARY KEY (user_id, id)
+            ) STRICT
+            """,
+            """
+            CREATE TABLE sessions (
+                id TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                device_id TEXT NOT NULL,
+                refresh_hash TEXT NOT NULL UNIQUE,
+                created_at INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                revoked_at INTEGER
+            ) STRICT
+            """,
+            "CREATE INDEX sessions_device ON sessions(user_id, device_id)",
+            // Spent refresh tokens, kept until their session would have expired, to detect reuse.
+            """
+            CREATE TABLE spent_refresh_tokens (
+                hash TEXT PRIMARY KEY,
+                session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                expires_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            """
+            CREATE TABLE auth_challenges (
+                challenge TEXT PRIMARY KEY,
+                email TEXT NOT NULL,
+                action TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX auth_challenges_expiry ON auth_challenges(expires_at)",
+            // No foreign key: the account_deleted tombstone outlives the account.
+            """
+            CREATE TABLE audit_events (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                user_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                device_id TEXT,
+                detail TEXT,
+                created_at INTEGER NOT NULL
+            ) STRICT
+            """,
+            "CREATE INDEX audit_events_user ON audit_events(user_id, id)",
+        ]),
     ]
 }

@@ -9,8 +9,10 @@ import SQLiteNIO
 /// transaction is serialized through it, which also makes check-and-count limits exact) and a few
 /// reader connections. Commits use `synchronous=FULL`, so a 2xx survives a crash or power loss.
 public final class SQLiteStore: Store {
-    private let writer: ConnectionPool<SQLiteConnection>
+    private let writer: SQLiteWriteQueue
     private let readers: ConnectionPool<SQLiteConnection>
+    private let writerThread: NIOThreadPool
+    private let readerThreads: NIOThreadPool
     private let rateLimiter = MemoryRateLimiter()
     private let logger: Logger
 
@@ -18,46 +20,48 @@ public final class SQLiteStore: Store {
     public static func open(path: String, readers readerCount: Int = 4, logger: Logger) async throws -> SQLiteStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let writer = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        // The writer gets a thread of its own, so writes never queue behind reads.
+        let writerThread = NIOThreadPool(numberOfThreads: 1)
+        writerThread.start()
+        let readerThreads = NIOThreadPool(numberOfThreads: max(1, readerCount))
+        readerThreads.start()
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: writerThread, logger: logger, on: loop)
         for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
             _ = try await writer.query(pragma)
         }
         var readerConnections: [SQLiteConnection] = []
         for _ in 0..<max(1, readerCount) {
-            let reader = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let reader = try await SQLiteConnection.open(storage: .file(path: path), threadPool: readerThreads, logger: logger, on: loop)
             for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"] {
                 _ = try await reader.query(pragma)
             }
             readerConnections.append(reader)
         }
-        return SQLiteStore(writer: writer, readers: readerConnections, logger: logger)
+        return SQLiteStore(
+            writer: writer, readers: readerConnections, writerThread: writerThread, readerThreads: readerThreads, logger: logger
+        )
     }
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
-        self.writer = ConnectionPool([writer])
+    private init(
+        writer: SQLiteConnection, readers: [SQLiteConnection], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
+    ) {
+        self.writer = SQLiteWriteQueue(connection: writer)
         self.readers = ConnectionPool(readers)
+        self.writerThread = writerThread
+        self.readerThreads = readerThreads
         self.logger = logger
     }
 
     // MARK: Plumbing
 
-    /// Runs `body` in one write transaction (`BEGIN IMMEDIATE`), committed only if it returns.
-    private func write<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
-        try await writer.with { connection in
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            do {
-                let result = try await body(connection)
-                _ = try await connection.query("COMMIT")
-                return result
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
-            }
-        }
+    /// Runs `body` in a write transaction (group-committed), returning once it is durable.
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+        try await writer.write(body)
     }
 
     /// Runs `body` on a reader inside one read transaction, so it sees one consistent snapshot.
-    private func read<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
+    func read<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
         try await readers.with { connection in
             _ = try await connection.query("BEGIN")
             do {
@@ -72,7 +76,7 @@ public final class SQLiteStore: Store {
     }
 
     public func migrate() async throws {
-        try await writer.with { connection in
+        try await write { connection in
             _ = try await connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
             )
@@ -102,9 +106,11 @@ public final class SQLiteStore: Store {
 
     public func close() async throws {
         // The future-based close ignores task cancellation, so a cancelled shutdown still closes.
-        for connection in await writer.all + readers.all where !connection.isClosed {
+        for connection in await [writer.connection] + readers.all where !connection.isClosed {
             try? await connection.close().get()
         }
+        try? await writerThread.shutdownGracefully()
+        try? await readerThreads.shutdownGracefully()
     }
 
     // MARK: Blind backup
@@ -120,23 +126,26 @@ public final class SQLiteStore: Store {
     }
 
     public func saveBackup(_ save: BackupSave) async throws -> SavedBackup {
+        // Few statements on purpose: every one is a hop to the writer thread, and the writer is
+        // the one resource all saves share.
         try await write { connection in
             let now = save.at.milliseconds
-            guard try await !connection.query("SELECT 1 FROM backup_users WHERE id = ?", [.text(save.userId)]).isEmpty else {
-                throw StoreError.userNotFound
-            }
-            let existing = try await connection.query(
-                "SELECT user_id, current_version FROM backups WHERE storage_key = ?", [.text(save.storageKey)]
+            let head = try await connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM backup_users WHERE id = ?1) AS registered,
+                       (SELECT user_id FROM backups WHERE storage_key = ?2) AS owner
+                """,
+                [.text(save.userId), .text(save.storageKey)]
             ).first
-            if let existing, existing.string("user_id") != save.userId {
-                throw StoreError.storageKeyForbidden
-            }
+            guard head?.int("registered") == 1 else { throw StoreError.userNotFound }
+            let owner = head?.string("owner")
+            if let owner, owner != save.userId { throw StoreError.storageKeyForbidden }
             try await Self.enforce(
                 connection: connection,
                 sql: "SELECT at FROM backup_writes WHERE storage_key = ? AND at > ?",
                 key: save.storageKey, limits: save.writeLimits, now: now, scope: "storage key"
             )
-            let isNewKey = existing == nil
+            let isNewKey = owner == nil
             if isNewKey {
                 try await Self.enforce(
                     connection: connection,
@@ -148,28 +157,32 @@ public final class SQLiteStore: Store {
                     sql: "SELECT at FROM backup_writes WHERE address = ? AND new_key = 1 AND at > ?",
                     key: save.addressHash, limits: save.newKeyAddressLimits, now: now, scope: "new storage keys from this address"
                 )
-                _ = try await connection.query(
-                    "INSERT INTO backups (storage_key, user_id, current_version, created_at, updated_at) VALUES (?, ?, 0, ?, ?)",
-                    [.text(save.storageKey), .text(save.userId), .integer(Int(now)), .integer(Int(now))]
-                )
             }
-            let version = (existing?.int("current_version") ?? 0) + 1
+            let version = try await connection.query(
+                """
+                INSERT INTO backups (storage_key, user_id, current_version, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)
+                ON CONFLICT (storage_key) DO UPDATE SET current_version = current_version + 1, updated_at = excluded.updated_at
+                RETURNING current_version
+                """,
+                [.text(save.storageKey), .text(save.userId), .integer(Int(now))]
+            ).first?.int("current_version") ?? 1
             _ = try await connection.query(
                 "INSERT INTO backup_versions (storage_key, version, data, size, created_at) VALUES (?, ?, ?, ?, ?)",
                 [.text(save.storageKey), .integer(version), .text(save.data), .integer(save.size), .integer(Int(now))]
             )
-            _ = try await connection.query(
-                "UPDATE backups SET current_version = ?, updated_at = ? WHERE storage_key = ?",
-                [.integer(version), .integer(Int(now)), .text(save.storageKey)]
-            )
-            _ = try await connection.query(
-                "DELETE FROM backup_versions WHERE storage_key = ? AND version <= ?",
-                [.text(save.storageKey), .integer(version - save.versionsKept)]
-            )
-            _ = try await connection.query(
-                "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (?, ?, ?, ?, ?)",
-                [.text(save.storageKey), .text(save.userId), .text(save.addressHash), .integer(isNewKey ? 1 : 0), .integer(Int(now))]
-            )
+            if version > save.versionsKept {
+                _ = try await connection.query(
+                    "DELETE FROM backup_versions WHERE storage_key = ? AND version <= ?",
+                    [.text(save.storageKey), .integer(version - save.versionsKept)]
+                )
+            }
+            // The write log only feeds limits; with every backup limit off there is nothing to count.
+            if !(save.writeLimits.isEmpty && save.newKeyLimits.isEmpty && save.newKeyAddressLimits.isEmpty) {
+                _ = try await connection.query(
+                    "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (?, ?, ?, ?, ?)",
+                    [.text(save.storageKey), .text(save.userId), .text(save.addressHash), .integer(isNewKey ? 1 : 0), .integer(Int(now))]
+                )
+            }
             return SavedBackup(version: version, updatedAt: save.at, size: save.size)
         }
     }
@@ -273,7 +286,9 @@ public final class SQLiteStore: Store {
     public func purgeExpired(at: Timestamp) async throws {
         rateLimiter.purge(at: at)
         try await write { connection in
-            _ = try await connection.query("DELETE FROM request_signatures WHERE expires_at < ?", [.integer(Int(at.milliseconds))])
+            for table in ["request_signatures", "auth_challenges", "spent_refresh_tokens"] {
+                _ = try await connection.query("DELETE FROM \(table) WHERE expires_at < ?", [.integer(Int(at.milliseconds))])
+            }
             // One day is the longest window a write limit can have.
             _ = try await connection.query(
                 "DELETE FROM backup_writes WHERE at < ?", [.integer(Int(at.milliseconds - RateLimit.Window.day.rawValue * 1000))]

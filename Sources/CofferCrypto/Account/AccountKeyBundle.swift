@@ -1,0 +1,101 @@
+import Crypto
+import Foundation
+
+/// The account's key material as the server stores it: the public sharing key and two wrapped keys.
+///
+/// `encryptedAccountKey` is the random account key sealed under the wrapping key (so only the
+/// password opens it); `encryptedPrivateKey` is the X25519 sharing private key sealed under the
+/// account key (so a password change rewraps 32 bytes, not every key the account holds). Both
+/// envelopes are bound to the normalised email, so the server cannot swap one account's wrapped
+/// keys into another's.
+public struct AccountKeyBundle: Codable, Sendable, Equatable, Hashable {
+    /// Envelope purpose of the wrapped account key.
+    public static let accountKeyPurpose = "account-key"
+    /// Envelope purpose of the wrapped sharing private key.
+    public static let sharingPrivateKeyPurpose = "sharing-private-key"
+
+    /// The account key, sealed under the wrapping key.
+    public var encryptedAccountKey: String
+    /// base64url (no padding) of the raw 32-byte X25519 sharing public key.
+    public var publicKey: String
+    /// The raw X25519 sharing private key, sealed under the account key.
+    public var encryptedPrivateKey: String
+
+    /// A bundle from its three wire fields (as received from the server).
+    public init(encryptedAccountKey: String, publicKey: String, encryptedPrivateKey: String) {
+        self.encryptedAccountKey = encryptedAccountKey
+        self.publicKey = publicKey
+        self.encryptedPrivateKey = encryptedPrivateKey
+    }
+
+    /// Makes a new account's keys: the bundle to send to the server and the secrets to keep.
+    public static func create(masterKey: SymmetricKey, email: String) throws -> (bundle: AccountKeyBundle, secrets: AccountSecrets) {
+        let owner = AccountEmail.normalized(email)
+        let keys = try AccountKeys(masterKey: masterKey)
+        let accountKey = SymmetricKey(size: .bits256)
+        let sharingKey = Curve25519.KeyAgreement.PrivateKey()
+        let bundle = AccountKeyBundle(
+            encryptedAccountKey: try Envelope.seal(
+                accountKey.withUnsafeBytes { Array($0) },
+                key: keys.wrappingKey,
+                context: accountKeyContext(owner)
+            ),
+            publicKey: Base64URL.encode(sharingKey.publicKey.rawRepresentation),
+            encryptedPrivateKey: try Envelope.seal(
+                sharingKey.rawRepresentation,
+                key: accountKey,
+                context: sharingKeyContext(owner)
+            )
+        )
+        return (bundle, AccountSecrets(accountKey: accountKey, sharingKey: sharingKey, keys: keys))
+    }
+
+    /// Unlocks a bundle with the master key; throws `EnvelopeError.tampered` if anything does not match.
+    public static func open(bundle: AccountKeyBundle, masterKey: SymmetricKey, email: String) throws -> AccountSecrets {
+        let owner = AccountEmail.normalized(email)
+        let keys = try AccountKeys(masterKey: masterKey)
+        let accountKeyBytes = try Envelope.open(bundle.encryptedAccountKey, key: keys.wrappingKey, context: accountKeyContext(owner))
+        // Authentic but not a 256-bit key would mean a broken writer; refuse rather than use it.
+        guard accountKeyBytes.count == 32 else { throw EnvelopeError.tampered }
+        let accountKey = SymmetricKey(data: accountKeyBytes)
+        let sharingKey = try bundle.sharingKey(accountKey: accountKey, owner: owner)
+        return AccountSecrets(accountKey: accountKey, sharingKey: sharingKey, keys: keys)
+    }
+
+    /// The same account key and sharing key, rewrapped under a new master key (password change).
+    ///
+    /// `accountKey` must be this bundle's: it is checked against the wrapped sharing key first,
+    /// because rewrapping the wrong key would lock the user out of their account for good.
+    public func rewrapped(for newMasterKey: SymmetricKey, email: String, accountKey: SymmetricKey) throws -> AccountKeyBundle {
+        let owner = AccountEmail.normalized(email)
+        _ = try sharingKey(accountKey: accountKey, owner: owner)
+        let newKeys = try AccountKeys(masterKey: newMasterKey)
+        var bundle = self
+        bundle.encryptedAccountKey = try Envelope.seal(
+            accountKey.withUnsafeBytes { Array($0) },
+            key: newKeys.wrappingKey,
+            context: Self.accountKeyContext(owner)
+        )
+        return bundle
+    }
+
+    /// Opens the sharing private key and checks it against the public key, which no envelope authenticates.
+    private func sharingKey(accountKey: SymmetricKey, owner: String) throws(EnvelopeError) -> Curve25519.KeyAgreement.PrivateKey {
+        let raw = try Envelope.open(encryptedPrivateKey, key: accountKey, context: Self.sharingKeyContext(owner))
+        guard let sharingKey = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: raw),
+            Base64URL.encode(sharingKey.publicKey.rawRepresentation) == publicKey
+        else {
+            // A substituted public key would have contacts wrap vault keys to someone else's key.
+            throw .tampered
+        }
+        return sharingKey
+    }
+
+    private static func accountKeyContext(_ owner: String) -> EnvelopeContext {
+        EnvelopeContext(purpose: accountKeyPurpose, owner: owner)
+    }
+
+    private static func sharingKeyContext(_ owner: String) -> EnvelopeContext {
+        EnvelopeContext(purpose: sharingPrivateKeyPurpose, owner: owner)
+    }
+}

@@ -1,0 +1,225 @@
+import CofferCrypto
+import CofferProtocol
+import Crypto
+import Foundation
+import NIOHTTP1
+
+/// The Coffer account client: registration, zero-knowledge login, sessions, devices and audit.
+/// All key derivation and unwrapping happens here; the server receives only public keys,
+/// signatures and ciphertext.
+public actor CofferClient {
+    public let api: APIClient
+    public let sessionStore: SessionStore?
+    public private(set) var session: StoredSession?
+    /// How long the last key derivation took (reported apart from server time).
+    public private(set) var lastKDFDuration: Duration = .zero
+
+    public init(api: APIClient, sessionStore: SessionStore? = nil) throws {
+        self.api = api
+        self.sessionStore = sessionStore
+        self.session = try sessionStore?.loadSession()
+    }
+
+    // MARK: Register and log in
+
+    /// Creates an account: derives keys from the password on this device and sends only public and wrapped keys.
+    @discardableResult
+    public func register(email rawEmail: String, password: String, device: DeviceInfo, kdf: KDFParameters = .recommended) async throws -> StoredSession {
+        let email = AccountEmail.normalized(rawEmail)
+        let salt = MasterKey.randomSalt()
+        let masterKey = try derive(password: password, salt: salt, parameters: kdf)
+        let (bundle, secrets) = try AccountKeyBundle.create(masterKey: masterKey, email: email)
+        let request = RegisterAccountRequest(
+            email: email, kdf: Self.descriptor(kdf), salt: Base64URL.encode(salt), loginPublicKey: secrets.keys.loginPublicKey,
+            encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey,
+            device: device
+        )
+        let response: SessionResponse = try await api.send(.POST, "/api/auth/register", body: request)
+        return try established(response, email: email, deviceId: device.id, kdf: Self.descriptor(kdf), accountKey: secrets.accountKey)
+    }
+
+    /// Logs in by signing a fresh server challenge with the password-derived login key.
+    @discardableResult
+    public func login(email rawEmail: String, password: String, device: DeviceInfo) async throws -> StoredSession {
+        let email = AccountEmail.normalized(rawEmail)
+        let prelogin: PreloginResponse = try await api.send(.POST, "/api/auth/prelogin", body: PreloginRequest(email: email))
+        let parameters = try checkedParameters(prelogin.kdf, email: email)
+        guard let salt = Base64URL.decode(prelogin.salt) else { throw CofferClientError.invalidResponse("prelogin salt is not base64url") }
+        let masterKey = try derive(password: password, salt: salt, parameters: parameters)
+        let keys = try AccountKeys(masterKey: masterKey)
+        let challenge: ChallengeResponse = try await api.send(.POST, "/api/auth/challenge", body: ChallengeRequest(email: email, action: AuthAction.login))
+        let signature = try LoginProof.sign(email: email, challenge: challenge.challenge, action: AuthAction.login, loginKey: keys.loginKey)
+        let response: SessionResponse = try await api.send(
+            .POST, "/api/auth/login", body: LoginRequest(email: email, challenge: challenge.challenge, signature: signature, device: device)
+        )
+        let secrets = try openBundle(response.keys, masterKey: masterKey, email: email)
+        try sessionStore?.rememberKDF(prelogin.kdf, email: email)
+        return try established(response, email: email, deviceId: device.id, kdf: prelogin.kdf, accountKey: secrets.accountKey)
+    }
+
+    /// Ends this device's session on the server and forgets it locally.
+    public func logout() async throws {
+        defer {
+            session = nil
+            try? sessionStore?.deleteSession()
+        }
+        let _: SuccessResponse = try await authorized(.POST, "/api/auth/logout", body: Optional<Int>.none)
+    }
+
+    public func me() async throws -> MeResponse {
+        try await authorized(.GET, "/api/auth/me", body: Optional<Int>.none)
+    }
+
+    /// Changes the password: new master key, same account key re-wrapped, proven with the old login key.
+    public func changePassword(current: String, new: String, kdf: KDFParameters = .recommended) async throws {
+        guard let session else { throw CofferError.notLoggedIn }
+        let me = try await me()
+        let currentParameters = try checkedParameters(me.kdf, email: session.email)
+        let prelogin: PreloginResponse = try await api.send(.POST, "/api/auth/prelogin", body: PreloginRequest(email: session.email))
+        guard let oldSalt = Base64URL.decode(prelogin.salt) else { throw CofferClientError.invalidResponse("prelogin salt is not base64url") }
+        let oldMaster = try derive(password: current, salt: oldSalt, parameters: currentParameters)
+        let oldKeys = try AccountKeys(masterKey: oldMaster)
+        let secrets = try openBundle(me.keys, masterKey: oldMaster, email: session.email)
+
+        let newSalt = MasterKey.randomSalt()
+        let newMaster = try derive(password: new, salt: newSalt, parameters: kdf)
+        let bundle = try AccountKeyBundle(encryptedAccountKey: me.keys.encryptedAccountKey, publicKey: me.keys.publicKey, encryptedPrivateKey: me.keys.encryptedPrivateKey)
+            .rewrapped(for: newMaster, email: session.email, accountKey: secrets.accountKey)
+        let newKeys = try AccountKeys(masterKey: newMaster)
+        let proof = try await signedChallenge(action: AuthAction.changePassword, email: session.email, loginKey: oldKeys.loginKey)
+        let request = ChangePasswordRequest(
+            challenge: proof.challenge, signature: proof.signature, kdf: Self.descriptor(kdf), salt: Base64URL.encode(newSalt),
+            loginPublicKey: newKeys.loginPublicKey, encryptedAccountKey: bundle.encryptedAccountKey, encryptedPrivateKey: bundle.encryptedPrivateKey
+        )
+        let _: SuccessResponse = try await authorized(.POST, "/api/auth/password", body: request)
+        try sessionStore?.rememberKDF(Self.descriptor(kdf), email: session.email)
+        if var updated = self.session {
+            updated.kdf = Self.descriptor(kdf)
+            updated.keys = AccountKeysPayload(encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey)
+            try store(updated)
+        }
+    }
+
+    /// Deletes the account and everything it owns, after proving the password once more.
+    public func deleteAccount(password: String) async throws {
+        guard let session else { throw CofferError.notLoggedIn }
+        let me = try await me()
+        let parameters = try checkedParameters(me.kdf, email: session.email)
+        let prelogin: PreloginResponse = try await api.send(.POST, "/api/auth/prelogin", body: PreloginRequest(email: session.email))
+        guard let salt = Base64URL.decode(prelogin.salt) else { throw CofferClientError.invalidResponse("prelogin salt is not base64url") }
+        let keys = try AccountKeys(masterKey: try derive(password: password, salt: salt, parameters: parameters))
+        let proof = try await signedChallenge(action: AuthAction.deleteAccount, email: session.email, loginKey: keys.loginKey)
+        let _: SuccessResponse = try await authorized(.DELETE, "/api/auth/account", body: DeleteAccountRequest(challenge: proof.challenge, signature: proof.signature))
+        self.session = nil
+        try? sessionStore?.deleteSession()
+    }
+
+    // MARK: Devices and audit
+
+    public func devices() async throws -> [DeviceSummary] {
+        let response: DevicesResponse = try await authorized(.GET, "/api/devices", body: Optional<Int>.none)
+        return response.devices
+    }
+
+    public func revokeDevice(id: String) async throws {
+        let _: SuccessResponse = try await authorized(.DELETE, "/api/devices/\(id)", body: Optional<Int>.none)
+    }
+
+    public func audit(limit: Int = 50, before: Int64? = nil) async throws -> AuditResponse {
+        var path = "/api/audit?limit=\(limit)"
+        if let before { path += "&before=\(before)" }
+        return try await authorized(.GET, path, body: Optional<Int>.none)
+    }
+
+    // MARK: Plumbing
+
+    /// Sends with the access token, refreshing it first when it is about to expire and once more after a 401.
+    public func authorized<Response: Decodable & Sendable>(_ method: HTTPMethod, _ path: String, body: (some Encodable & Sendable)?) async throws -> Response {
+        guard var session else { throw CofferError.notLoggedIn }
+        if session.accessExpiresAt <= Timestamp.now.adding(seconds: 30) {
+            session = try await refresh(session)
+        }
+        do {
+            return try await api.send(method, path, body: body, bearer: session.accessToken)
+        } catch let error as CofferClientError where error.status == 401 && error.code == ErrorCode.unauthorized {
+            session = try await refresh(session)
+            return try await api.send(method, path, body: body, bearer: session.accessToken)
+        }
+    }
+
+    private func refresh(_ current: StoredSession) async throws -> StoredSession {
+        let tokens: TokenResponse = try await api.send(.POST, "/api/auth/refresh", body: RefreshRequest(refreshToken: current.refreshToken))
+        var updated = current
+        updated.accessToken = tokens.accessToken
+        updated.refreshToken = tokens.refreshToken
+        updated.accessExpiresAt = Timestamp.now.adding(seconds: Int64(tokens.expiresIn))
+        try store(updated)
+        return updated
+    }
+
+    private func signedChallenge(action: String, email: String, loginKey: Curve25519.Signing.PrivateKey) async throws -> (challenge: String, signature: String) {
+        let challenge: ChallengeResponse = try await api.send(.POST, "/api/auth/challenge", body: ChallengeRequest(email: email, action: action))
+        return (challenge.challenge, try LoginProof.sign(email: email, challenge: challenge.challenge, action: action, loginKey: loginKey))
+    }
+
+    private func established(_ response: SessionResponse, email: String, deviceId: String, kdf: KDFDescriptor, accountKey: SymmetricKey) throws -> StoredSession {
+        let stored = StoredSession(
+            server: api.baseURL, userId: response.user.id, email: email, deviceId: deviceId, accessToken: response.accessToken,
+            accessExpiresAt: Timestamp.now.adding(seconds: Int64(response.expiresIn)), refreshToken: response.refreshToken, kdf: kdf,
+            accountKey: accountKey.withUnsafeBytes { Base64URL.encode(Data($0)) }, keys: response.keys
+        )
+        try sessionStore?.rememberKDF(kdf, email: email)
+        try store(stored)
+        return stored
+    }
+
+    private func store(_ session: StoredSession) throws {
+        self.session = session
+        try sessionStore?.saveSession(session)
+    }
+
+    private func derive(password: String, salt: [UInt8], parameters: KDFParameters) throws -> SymmetricKey {
+        let start = ContinuousClock.now
+        defer { lastKDFDuration = ContinuousClock.now - start }
+        return try MasterKey.derive(password: password, salt: salt, parameters: parameters)
+    }
+
+    private func openBundle(_ keys: AccountKeysPayload, masterKey: SymmetricKey, email: String) throws -> AccountSecrets {
+        do {
+            let bundle = AccountKeyBundle(encryptedAccountKey: keys.encryptedAccountKey, publicKey: keys.publicKey, encryptedPrivateKey: keys.encryptedPrivateKey)
+            return try AccountKeyBundle.open(bundle: bundle, masterKey: masterKey, email: email)
+        } catch {
+            throw CofferError.tampered("the account keys from the server do not decrypt with this password")
+        }
+    }
+
+    /// Validates server-supplied parameters before anything is derived or signed: below the
+    /// minimum, absurd, or weaker than what this device used before for the account → refused.
+    private func checkedParameters(_ descriptor: KDFDescriptor, email: String) throws -> KDFParameters {
+        let parameters: KDFParameters
+        do {
+            parameters = try JSONDecoder().decode(KDFParameters.self, from: JSONEncoder().encode(descriptor))
+            try parameters.validate()
+        } catch let error as KDFError {
+            throw CofferError.weakKeyDerivation(error.description)
+        } catch {
+            throw CofferError.weakKeyDerivation("the server sent unknown key derivation parameters (\(descriptor.algorithm))")
+        }
+        if let remembered = try sessionStore?.rememberedKDF(email: email), Self.cost(descriptor) < Self.cost(remembered) {
+            throw CofferError.weakKeyDerivation("the server asks for weaker key derivation than this device used before for \(email)")
+        }
+        return parameters
+    }
+
+    /// A comparable work factor; PBKDF2 and scrypt are not directly comparable, so switching is treated as weaker.
+    private static func cost(_ kdf: KDFDescriptor) -> Double {
+        switch kdf.algorithm {
+        case "scrypt": Double(kdf.n ?? 0) * Double(kdf.r ?? 0) * Double(kdf.p ?? 0) * 1_000
+        default: Double(kdf.iterations ?? 0)
+        }
+    }
+
+    static func descriptor(_ parameters: KDFParameters) -> KDFDescriptor {
+        KDFDescriptor(algorithm: parameters.algorithm.rawValue, iterations: parameters.iterations, n: parameters.n, r: parameters.r, p: parameters.p)
+    }
+}

@@ -1,0 +1,114 @@
+import CofferProtocol
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a logged-in device keeps: tokens, identity, and the account key it unwrapped at login
+/// (so later commands need no password). Written with mode 0600.
+public struct StoredSession: Codable, Sendable, Equatable {
+    public var server: String
+    public var userId: String
+    public var email: String
+    public var deviceId: String
+    public var accessToken: String
+    public var accessExpiresAt: Timestamp
+    public var refreshToken: String
+    public var kdf: KDFDescriptor
+    /// Base64url of the account key.
+    public var accountKey: String
+    public var keys: AccountKeysPayload
+}
+
+/// Files in the per-user configuration directory: the session, this device's id, and the KDF
+/// parameters last used per account (to refuse a server that tries to weaken them).
+public struct SessionStore: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) {
+        self.directory = directory
+    }
+
+    /// `$COFFER_CONFIG_DIR`, else `$XDG_CONFIG_HOME/coffer`, else `~/.config/coffer`.
+    public static func defaultDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        if let explicit = environment["COFFER_CONFIG_DIR"], !explicit.isEmpty { return URL(fileURLWithPath: explicit) }
+        if let xdg = environment["XDG_CONFIG_HOME"], !xdg.isEmpty { return URL(fileURLWithPath: xdg).appendingPathComponent("coffer") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".config/coffer")
+    }
+
+    public func loadSession() throws -> StoredSession? {
+        try load(StoredSession.self, "session.json")
+    }
+
+    public func saveSession(_ session: StoredSession) throws {
+        try save(session, "session.json")
+    }
+
+    public func deleteSession() throws {
+        let url = directory.appendingPathComponent("session.json")
+        if FileManager.default.fileExists(atPath: url.path) { try FileManager.default.removeItem(at: url) }
+    }
+
+    /// This device's id, created once.
+    public func deviceId() throws -> String {
+        struct Device: Codable { var id: String }
+        if let device = try load(Device.self, "device.json") { return device.id }
+        let device = Device(id: UUID().uuidString.lowercased())
+        try save(device, "device.json")
+        return device.id
+    }
+
+    public func rememberedKDF(email: String) throws -> KDFDescriptor? {
+        try load([String: KDFDescriptor].self, "kdf.json")?[email]
+    }
+
+    public func rememberKDF(_ kdf: KDFDescriptor, email: String) throws {
+        var all = try load([String: KDFDescriptor].self, "kdf.json") ?? [:]
+        all[email] = kdf
+        try save(all, "kdf.json")
+    }
+
+    private func load<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
+        let url = directory.appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        return try JSONDecoder().decode(T.self, from: data)
+    }
+
+    private func save<T: Encodable>(_ value: T, _ name: String) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(value)
+        let url = directory.appendingPathComponent(name)
+        let temporary = directory.appendingPathComponent(".\(name).\(UUID().uuidString)")
+        // Created 0600 before any secret is written, then renamed into place atomically.
+        guard FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+            throw CofferError.localStorage("cannot write \(temporary.path)")
+        }
+        let handle = try FileHandle(forWritingTo: temporary)
+        try handle.write(contentsOf: data)
+        try handle.synchronize()
+        try handle.close()
+        guard rename(temporary.path, url.path) == 0 else { throw CofferError.localStorage("cannot replace \(url.path)") }
+    }
+}
+
+/// Client-side failures that are not the server's answer.
+public enum CofferError: Error, Equatable, CustomStringConvertible {
+    /// Key derivation parameters are below the minimum, absurd, or weaker than this device used before.
+    case weakKeyDerivation(String)
+    /// Ciphertext failed to authenticate: wrong password, or the server returned altered data.
+    case tampered(String)
+    case notLoggedIn
+    case localStorage(String)
+
+    public var description: String {
+        switch self {
+        case .weakKeyDerivation(let detail): "refusing to log in: \(detail)"
+        case .tampered(let detail): "tamper error: \(detail)"
+        case .notLoggedIn: "not logged in: run `coffer account login` first"
+        case .localStorage(let detail): "local storage: \(detail)"
+        }
+    }
+}
