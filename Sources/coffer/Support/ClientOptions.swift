@@ -33,6 +33,9 @@ func runClientCommand(_ body: () async throws -> Void) async throws {
     } catch let error as CLIError {
         Terminal.printError("error: \(error.description)")
         throw ExitCode.failure
+    } catch let error as CofferError {
+        Terminal.printError("error: \(error.description)")
+        throw ExitCode.failure
     } catch let error as CofferClientError {
         Terminal.printError("error: \(ClientErrorText.describe(error))")
         throw ExitCode.failure
@@ -51,6 +54,9 @@ enum ClientErrorText {
         case "backup_not_found": "no backup found for this username and password"
         case "user_not_found": "no backup user with this username"
         case "rate_limited": "the server is rate limiting these requests: \(serverMessage(error))"
+        case "invalid_credentials": "wrong email or password"
+        case "email_taken": "an account with this email already exists"
+        case "unauthorized": "your session has ended (logged out, revoked, or password changed elsewhere); run `coffer account login`"
         default: error.description
         }
     }

@@ -12,17 +12,14 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level, message: Logger.Message, metadata extra: Logger.Metadata?,
-        source: String, file: String, function: String, line: UInt
-    ) {
+    func log(event: LogEvent) {
         var object: [String: String] = [
             "time": ISO8601DateFormatter().string(from: Date()),
-            "level": level.rawValue,
-            "message": "\(message)",
+            "level": event.level.rawValue,
+            "message": "\(event.message)",
             "logger": label,
         ]
-        for (key, value) in metadata.merging(extra ?? [:], uniquingKeysWith: { $1 }) {
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = "\(value)"
         }
         guard var line = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
