@@ -85,7 +85,7 @@ extension SQLiteStore {
         try await write { try await Self.startSession($0, device: device, session: session) }
     }
 
-    private static func startSession(_ connection: isolated SQLiteWriter, device: DeviceRecord, session: SessionRecord) async throws {
+    private static func startSession(_ connection: SQLiteConnection, device: DeviceRecord, session: SessionRecord) async throws {
         _ = try await connection.query(
             """
             INSERT INTO devices (user_id, id, name, platform, created_at, last_seen_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)

@@ -9,10 +9,9 @@ import SQLiteNIO
 /// transaction is serialized through it, which also makes check-and-count limits exact) and a few
 /// reader connections. Commits use `synchronous=FULL`, so a 2xx survives a crash or power loss.
 public final class SQLiteStore: Store {
-    private let writer: SQLiteWriter
+    private let writer: SQLiteWriteQueue
     private let readers: ConnectionPool<SQLiteConnection>
     private let writerThread: NIOThreadPool
-    private let writerLoop: MultiThreadedEventLoopGroup
     private let readerThreads: NIOThreadPool
     private let rateLimiter = MemoryRateLimiter()
     private let logger: Logger
@@ -26,11 +25,8 @@ public final class SQLiteStore: Store {
         writerThread.start()
         let readerThreads = NIOThreadPool(numberOfThreads: max(1, readerCount))
         readerThreads.start()
-        let writerLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let writer = try await SQLiteConnection.open(
-            storage: .file(path: path), threadPool: writerThread, logger: logger, on: writerLoop.any()
-        )
+        let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: writerThread, logger: logger, on: loop)
         for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
             _ = try await writer.query(pragma)
         }
@@ -43,17 +39,14 @@ public final class SQLiteStore: Store {
             readerConnections.append(reader)
         }
         return SQLiteStore(
-            writer: writer, readers: readerConnections, writerThread: writerThread, writerLoop: writerLoop,
-            readerThreads: readerThreads, logger: logger
+            writer: writer, readers: readerConnections, writerThread: writerThread, readerThreads: readerThreads, logger: logger
         )
     }
 
     private init(
-        writer: SQLiteConnection, readers: [SQLiteConnection], writerThread: NIOThreadPool, writerLoop: MultiThreadedEventLoopGroup,
-        readerThreads: NIOThreadPool, logger: Logger
+        writer: SQLiteConnection, readers: [SQLiteConnection], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
     ) {
-        self.writer = SQLiteWriter(connection: writer, loop: writerLoop.any())
-        self.writerLoop = writerLoop
+        self.writer = SQLiteWriteQueue(connection: writer)
         self.readers = ConnectionPool(readers)
         self.writerThread = writerThread
         self.readerThreads = readerThreads
@@ -63,7 +56,7 @@ public final class SQLiteStore: Store {
     // MARK: Plumbing
 
     /// Runs `body` in a write transaction (group-committed), returning once it is durable.
-    func write<T: Sendable>(_ body: @escaping SQLiteWriter.Body<T>) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
         try await writer.write(body)
     }
 
@@ -117,7 +110,6 @@ public final class SQLiteStore: Store {
             try? await connection.close().get()
         }
         try? await writerThread.shutdownGracefully()
-        try? await writerLoop.shutdownGracefully()
         try? await readerThreads.shutdownGracefully()
     }
 
@@ -197,7 +189,7 @@ public final class SQLiteStore: Store {
 
     /// Refuses with `rateLimited` when one more event for `key` would pass a limit.
     private static func enforce(
-        connection: isolated SQLiteWriter, sql: String, key: String, limits: [RateLimit], now: Int64, scope: String
+        connection: SQLiteConnection, sql: String, key: String, limits: [RateLimit], now: Int64, scope: String
     ) async throws {
         guard !limits.isEmpty else { return }
         let since = now - WriteLog.longestWindow(limits)
