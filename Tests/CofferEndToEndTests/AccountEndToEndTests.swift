@@ -13,7 +13,7 @@ struct AccountEndToEndTests {
         defer { Task { await server.terminate() } }
         let laptop = directory.appendingPathComponent("laptop").path
         let phone = directory.appendingPathComponent("phone").path
-        let email = "cli-\(UUID().uuidString.prefix(8))@example.test"
+        let email = "cli-\(UUID().uuidString.prefix(8).lowercased())@example.test"
         func coffer(_ arguments: [String], config: String, stdin: String? = nil) async throws -> CommandResult {
             try await run(Paths.coffer, arguments + ["--server", server.url, "--config-dir", config], stdin: stdin.map { Data($0.utf8) })
         }

@@ -1,4 +1,5 @@
-/// The OpenAPI description served at `GET /openapi.yaml`.
+/// The OpenAPI description served at `GET /openapi.yaml` (generated from docs/openapi.yaml
+/// by scripts/embed-openapi.py; edit the YAML, then run the script).
 enum OpenAPIDocument {
     static let yaml = #"""
 openapi: 3.1.0
@@ -22,6 +23,12 @@ info:
       oversized bodies are refused with 413 `payload_too_large`.
     - Every `/api` route is rate limited per client address; a refused request gets
       429 `rate_limited` with `Retry-After` (seconds).
+    - A request with a method a route does not support is refused with 405
+      `method_not_allowed` and an `Allow` header listing the supported methods.
+    - Authenticated routes (security `bearerAuth`) take `Authorization: Bearer <accessToken>`,
+      a short-lived JWT from `POST /api/auth/login`, `/api/auth/register` or
+      `/api/auth/refresh`. A missing, invalid or expired token, or one whose session has
+      ended, is refused with 401 `unauthorized` and `WWW-Authenticate: Bearer`.
 
     Optional request signatures (backup routes `/api/register`, `/api/backup`,
     `/api/backup/versions`, `/api/user`): send `X-Coffer-Timestamp` (unix seconds) and
@@ -42,6 +49,16 @@ tags:
       registered `userId` hash, and each backup is addressed by a `storageKey` hash derived by
       the client. The server keeps the last versions of each backup (10 by default, the current
       one included) and prunes older ones.
+  - name: Accounts
+    description: |
+      Zero-knowledge accounts. The password never leaves the client: it derives a master key
+      (KDF parameters from `POST /api/auth/prelogin`), and from it an Ed25519 login key and the
+      key that wraps the account keys. The server stores only the login public key and the
+      wrapped keys; logging in is signing a single-use challenge.
+  - name: Devices
+    description: The devices that have sessions on the account, and revoking them.
+  - name: Audit
+    description: The account's security event log.
 paths:
   /health:
     parameters:
@@ -427,7 +444,629 @@ paths:
           $ref: '#/components/responses/TooManyRequests'
         default:
           $ref: '#/components/responses/UnexpectedError'
+  /api/auth/prelogin:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: prelogin
+      summary: Get the key derivation parameters for an email
+      description: |
+        Returns the KDF parameters and salt the client needs to derive the master key (and from
+        it the login key) for `email`. The email is normalised (trimmed, lowercased, NFC)
+        before the lookup.
+
+        For an email with no account the server answers 200 with a stable fake of the same
+        shape: the recommended KDF parameters (scrypt N=2^17, r=8, p=1) and a salt derived from
+        the email with a server secret, so the same unknown email always gets the same salt and
+        the answer does not reveal whether an account exists.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/PreloginRequest'
+            example:
+              email: alice@example.com
+      responses:
+        '200':
+          description: The KDF parameters and salt (real, or a stable fake for an unknown email).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/PreloginResponse'
+              example:
+                kdf:
+                  algorithm: scrypt
+                  n: 131072
+                  r: 8
+                  p: 1
+                salt: 'vebzCWzCH947FtApFaGnRw'
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/register:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: registerAccount
+      summary: Create an account
+      description: |
+        Creates an account and a first session on `device`. The server stores only the KDF
+        parameters, the salt, the login *public* key and the wrapped (encrypted) keys; it never
+        sees the password or any key that could decrypt data.
+
+        Validation: `email` must be an email address; `salt` 16–64 bytes and `loginPublicKey` /
+        `publicKey` exactly 32 bytes, all base64url; `kdf` must be complete and at least
+        scrypt N=2^17, r=8, p=1 or PBKDF2-SHA256 600000 iterations, and not absurdly expensive
+        (otherwise 400 `weak_kdf`); `encryptedAccountKey` and `encryptedPrivateKey` must be
+        Coffer envelopes (otherwise 422 `not_ciphertext`); `device.id` a UUID, `device.name`
+        1–100 and `device.platform` 1–50 characters.
+
+        Attempts are rate limited per client address and per email (429 with `Retry-After`).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/RegisterAccountRequest'
+            example:
+              email: alice@example.com
+              kdf:
+                algorithm: scrypt
+                n: 131072
+                r: 8
+                p: 1
+              salt: 'vebzCWzCH947FtApFaGnRw'
+              loginPublicKey: 'fLPRI789G_RA1t2ybUceZJJ6P-DPVaaoXlqCFAmKNcE'
+              encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+              publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
+              encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+              device:
+                id: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                name: Alice's laptop
+                platform: macOS
+      responses:
+        '201':
+          description: Account created; a session is open on the device.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SessionResponse'
+              examples:
+                session:
+                  $ref: '#/components/examples/SessionResponse'
+        '400':
+          $ref: '#/components/responses/AccountKeysBadRequest'
+        '409':
+          description: An account with this email already exists (`email_taken`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: an account with this email already exists
+                code: email_taken
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/challenge:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: requestChallenge
+      summary: Get a single-use challenge to sign
+      description: |
+        Issues a random single-use challenge, valid for 120 seconds, bound to the normalised
+        email and to `action` (`login` when omitted; `change-password` and `delete-account` for
+        the authenticated proofs). The client signs it with its login key; see `LoginRequest`
+        for the signed message.
+
+        Unknown emails are answered exactly the same way (a challenge is issued and stored), so
+        the answer does not reveal whether an account exists.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ChallengeRequest'
+            examples:
+              login:
+                summary: Challenge for logging in
+                value:
+                  email: alice@example.com
+              changePassword:
+                summary: Challenge for a password change
+                value:
+                  email: alice@example.com
+                  action: change-password
+      responses:
+        '200':
+          description: A fresh challenge.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ChallengeResponse'
+              example:
+                challenge: '-PPsl2dOUA3f1nul1aSAwfHU3OerMxEFC-JZdYTERgY'
+                expiresAt: '2026-11-23T10:02:00.123Z'
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/login:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: login
+      summary: Log in by signing a challenge
+      description: |
+        Logs in by proving possession of the login key: `signature` is the base64url Ed25519
+        signature, by the login key, over the UTF-8 bytes of
+
+        `"coffer/v1/auth\n" + action + "\n" + normalizedEmail + "\n" + challenge`
+
+        with `action` = `login` and a challenge from `POST /api/auth/challenge` for the same
+        email. The challenge is consumed whether or not the login succeeds. On success a
+        session is opened on `device` (registered if new).
+
+        Every failure (unknown email, wrong or expired or reused challenge, bad signature)
+        answers the same 401 `invalid_credentials`. Attempts are rate limited per client
+        address and per email (429 with `Retry-After`).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/LoginRequest'
+            example:
+              email: alice@example.com
+              challenge: '-PPsl2dOUA3f1nul1aSAwfHU3OerMxEFC-JZdYTERgY'
+              signature: 'eyrRFfzDJktV44EoICK2jwlUg1c-vnAuyWXMD6wI0sxlAwR9lQaxHy3aLP6_Jvmx_YpTwNUfqKBuPWLhbHWNKw'
+              device:
+                id: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                name: Alice's laptop
+                platform: macOS
+      responses:
+        '200':
+          description: Logged in.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SessionResponse'
+              examples:
+                session:
+                  $ref: '#/components/examples/SessionResponse'
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '401':
+          $ref: '#/components/responses/InvalidCredentials'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/refresh:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: refreshTokens
+      summary: Exchange a refresh token for new tokens
+      description: |
+        Rotates the refresh token: returns a new access token and a new refresh token, and the
+        old refresh token stops working. Presenting a refresh token that was already used is
+        treated as theft: the whole session is revoked (a `refresh_reused` audit event is
+        recorded) and the caller must log in again.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/RefreshRequest'
+            example:
+              refreshToken: 'M8oMycH9C7K-u8D2jICtSASW-Atm3TalDA6HD9G8Wns'
+      responses:
+        '200':
+          description: New tokens.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/TokenResponse'
+              example:
+                accessToken: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl'
+                refreshToken: 'gCfkAH10icRoCO3-phWPyAXWQQyHcLCqZYA0S6dwSik'
+                expiresIn: 900
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '401':
+          description: |
+            The refresh token is invalid, expired, or was already used (`unauthorized`); reuse
+            also revokes the session.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+            WWW-Authenticate:
+              $ref: '#/components/headers/WWW-Authenticate'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                invalid:
+                  value:
+                    error: the refresh token is invalid or expired
+                    code: unauthorized
+                reused:
+                  value:
+                    error: this refresh token was already used; the session is revoked, log in again
+                    code: unauthorized
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/logout:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: logout
+      summary: End the current session
+      description: |
+        Revokes the session of the access token used; its refresh token stops working too.
+        No request body is needed.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/me:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Accounts]
+      operationId: getMe
+      summary: The current account, device and wrapped keys
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The account behind the access token.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/MeResponse'
+              example:
+                user:
+                  id: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+                  email: alice@example.com
+                deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                createdAt: '2026-11-20T08:30:00.000Z'
+                kdf:
+                  algorithm: scrypt
+                  n: 131072
+                  r: 8
+                  p: 1
+                keys:
+                  encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+                  publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
+                  encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/password:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Accounts]
+      operationId: changePassword
+      summary: Change the password (re-wrap the keys)
+      description: |
+        Replaces the KDF parameters, salt, login public key and wrapped keys. The change is
+        proven with the OLD login key: `signature` signs a challenge obtained from
+        `POST /api/auth/challenge` with `action` = `change-password` for the account's email
+        (message as in `LoginRequest`, with action `change-password`). The new values are
+        validated like `POST /api/auth/register` (400 `invalid_field` / `weak_kdf`, 422
+        `not_ciphertext`).
+
+        On success every other session of the account is revoked; the current one stays.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ChangePasswordRequest'
+            example:
+              challenge: '-PPsl2dOUA3f1nul1aSAwfHU3OerMxEFC-JZdYTERgY'
+              signature: 'eyrRFfzDJktV44EoICK2jwlUg1c-vnAuyWXMD6wI0sxlAwR9lQaxHy3aLP6_Jvmx_YpTwNUfqKBuPWLhbHWNKw'
+              kdf:
+                algorithm: pbkdf2-sha256
+                iterations: 600000
+              salt: 'gCfkAH10icRoCO3-phWPyAXWQQyHcLCqZYA0S6dwSik'
+              loginPublicKey: 'fLPRI789G_RA1t2ybUceZJJ6P-DPVaaoXlqCFAmKNcE'
+              encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+              encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '400':
+          $ref: '#/components/responses/AccountKeysBadRequest'
+        '401':
+          $ref: '#/components/responses/ProofUnauthorized'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/account:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    delete:
+      tags: [Accounts]
+      operationId: deleteAccount
+      summary: Delete the account
+      description: |
+        Deletes the account, its devices and sessions. Proven with a fresh signature by the
+        login key over a challenge obtained with `action` = `delete-account` (message as in
+        `LoginRequest`, with action `delete-account`).
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/DeleteAccountRequest'
+            example:
+              challenge: '-PPsl2dOUA3f1nul1aSAwfHU3OerMxEFC-JZdYTERgY'
+              signature: 'eyrRFfzDJktV44EoICK2jwlUg1c-vnAuyWXMD6wI0sxlAwR9lQaxHy3aLP6_Jvmx_YpTwNUfqKBuPWLhbHWNKw'
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '401':
+          $ref: '#/components/responses/ProofUnauthorized'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/devices:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Devices]
+      operationId: listDevices
+      summary: List the account's devices
+      description: Every device that has had a session on the account, revoked ones included.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The devices.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/DevicesResponse'
+              example:
+                devices:
+                  - id: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                    name: Alice's laptop
+                    platform: macOS
+                    createdAt: '2026-11-20T08:30:00.000Z'
+                    lastSeenAt: '2026-11-23T10:00:00.123Z'
+                    current: true
+                    revoked: false
+                  - id: 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+                    name: Old phone
+                    platform: iOS
+                    createdAt: '2026-11-01T12:00:00.000Z'
+                    lastSeenAt: '2026-11-10T07:15:42.500Z'
+                    current: false
+                    revoked: true
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/devices/{id}:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - name: id
+        in: path
+        required: true
+        description: The device id (a UUID, case-insensitive).
+        schema:
+          type: string
+          format: uuid
+        example: 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+    delete:
+      tags: [Devices]
+      operationId: revokeDevice
+      summary: Revoke a device
+      description: |
+        Revokes the device and ends its sessions: its access tokens answer 401 from the next
+        request and its refresh tokens stop working. Records a `device_revoked` audit event.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          description: |
+            No such device on this account (`not_found`); another user's device id, or an id
+            that is not a UUID, answers exactly the same.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: no such device
+                code: not_found
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/audit:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Audit]
+      operationId: listAuditEvents
+      summary: The account's security events
+      description: |
+        A page of the account's audit events, newest first. When more events exist,
+        `nextCursor` is set: pass it as `before` to get the next (older) page.
+      security:
+        - bearerAuth: []
+      parameters:
+        - name: limit
+          in: query
+          required: false
+          description: Page size, 1–500.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 500
+            default: 50
+          example: 50
+        - name: before
+          in: query
+          required: false
+          description: Only events with an id lower than this one (the previous page's `nextCursor`).
+          schema:
+            type: integer
+            format: int64
+            minimum: 1
+          example: 1234
+      responses:
+        '200':
+          description: A page of events.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/AuditResponse'
+              example:
+                events:
+                  - id: 1235
+                    type: device_revoked
+                    createdAt: '2026-11-23T10:00:00.123Z'
+                    deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                    detail: 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+                  - id: 1234
+                    type: login_succeeded
+                    createdAt: '2026-11-23T09:59:30.000Z'
+                    deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                nextCursor: 1234
+        '400':
+          description: '`limit` or `before` is invalid (`invalid_query`).'
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: query parameter 'limit' must be 1–500
+                code: invalid_query
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
 components:
+  securitySchemes:
+    bearerAuth:
+      type: http
+      scheme: bearer
+      bearerFormat: JWT
+      description: |
+        The access token from login, register or refresh (a JWT, 15 minutes by default).
   schemas:
     Hash:
       type: string
@@ -467,6 +1106,12 @@ components:
             - user_not_found
             - backup_not_found
             - storage_key_forbidden
+            - email_taken
+            - weak_kdf
+            - invalid_credentials
+            - unauthorized
+            - not_found
+            - method_not_allowed
             - signature_required
             - signature_invalid
             - signature_stale
@@ -595,6 +1240,365 @@ components:
           type: integer
           minimum: 0
           description: Number of storage keys (backups) deleted.
+    Base64URL:
+      type: string
+      description: Bytes encoded as base64url without padding.
+      pattern: '^[A-Za-z0-9_-]*$'
+    Envelope:
+      type: string
+      description: |
+        A Coffer envelope: base64url (no padding) of version byte (1) ‖ 12-byte nonce ‖
+        ciphertext ‖ 16-byte tag (AES-256-GCM), so at least 29 bytes; at most 4096 characters.
+        Anything else is refused with 422 `not_ciphertext`.
+      pattern: '^[A-Za-z0-9_-]*$'
+      minLength: 39
+      maxLength: 4096
+      examples:
+        - 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+    Email:
+      type: string
+      description: |
+        An email address (at most 254 characters). The server normalises it (trimmed,
+        lowercased, Unicode NFC) before use; the normalised form is what signatures cover.
+      maxLength: 254
+      examples:
+        - alice@example.com
+    KDFDescriptor:
+      type: object
+      description: |
+        How to derive the master key from the password. Either
+        `{"algorithm": "scrypt", "n": 131072, "r": 8, "p": 1}` or
+        `{"algorithm": "pbkdf2-sha256", "iterations": 600000}`; the parameters of the other
+        algorithm must be absent. The server refuses (400 `weak_kdf`) incomplete parameters,
+        parameters below scrypt N=2^17, r=8, p=1 (N a power of two) or PBKDF2-SHA256 600000
+        iterations, and absurdly expensive ones (scrypt N above 2^22, r above 32, p above 16,
+        more than 1 GiB of memory or N·r·p above 2^26; PBKDF2 above 10000000 iterations).
+      required: [algorithm]
+      properties:
+        algorithm:
+          type: string
+          enum: [scrypt, pbkdf2-sha256]
+        iterations:
+          type: integer
+          description: PBKDF2-SHA256 only.
+          minimum: 600000
+          maximum: 10000000
+        n:
+          type: integer
+          description: scrypt only; a power of two.
+          minimum: 131072
+          maximum: 4194304
+        r:
+          type: integer
+          description: scrypt only.
+          minimum: 8
+          maximum: 32
+        p:
+          type: integer
+          description: scrypt only.
+          minimum: 1
+          maximum: 16
+      examples:
+        - algorithm: scrypt
+          n: 131072
+          r: 8
+          p: 1
+        - algorithm: pbkdf2-sha256
+          iterations: 600000
+    PreloginRequest:
+      type: object
+      required: [email]
+      properties:
+        email:
+          $ref: '#/components/schemas/Email'
+    PreloginResponse:
+      type: object
+      required: [kdf, salt]
+      properties:
+        kdf:
+          $ref: '#/components/schemas/KDFDescriptor'
+        salt:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The account's KDF salt (base64url), or a stable fake for an unknown email.
+    DeviceInfo:
+      type: object
+      description: The device a session runs on; the client chooses its id.
+      required: [id, name, platform]
+      properties:
+        id:
+          type: string
+          format: uuid
+          description: A UUID chosen by the client; stored lowercased.
+        name:
+          type: string
+          minLength: 1
+          maxLength: 100
+          description: 1–100 characters after trimming.
+        platform:
+          type: string
+          minLength: 1
+          maxLength: 50
+          description: 1–50 characters after trimming.
+    AccountKeysPayload:
+      type: object
+      description: The wrapped keys the server keeps for the client.
+      required: [encryptedAccountKey, publicKey, encryptedPrivateKey]
+      properties:
+        encryptedAccountKey:
+          $ref: '#/components/schemas/Envelope'
+        publicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The account's X25519 public key, 32 bytes in base64url.
+        encryptedPrivateKey:
+          $ref: '#/components/schemas/Envelope'
+    RegisterAccountRequest:
+      type: object
+      required: [email, kdf, salt, loginPublicKey, encryptedAccountKey, publicKey, encryptedPrivateKey, device]
+      properties:
+        email:
+          $ref: '#/components/schemas/Email'
+        kdf:
+          $ref: '#/components/schemas/KDFDescriptor'
+        salt:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The KDF salt, 16–64 bytes in base64url.
+        loginPublicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The Ed25519 login public key, 32 bytes in base64url.
+        encryptedAccountKey:
+          $ref: '#/components/schemas/Envelope'
+        publicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The account's X25519 public key, 32 bytes in base64url.
+        encryptedPrivateKey:
+          $ref: '#/components/schemas/Envelope'
+        device:
+          $ref: '#/components/schemas/DeviceInfo'
+    ChallengeRequest:
+      type: object
+      required: [email]
+      properties:
+        email:
+          $ref: '#/components/schemas/Email'
+        action:
+          type: string
+          enum: [login, change-password, delete-account]
+          default: login
+          description: What the signature over this challenge will prove.
+    ChallengeResponse:
+      type: object
+      required: [challenge, expiresAt]
+      properties:
+        challenge:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: 32 random bytes in base64url; single use.
+        expiresAt:
+          allOf:
+            - $ref: '#/components/schemas/Timestamp'
+          description: When the challenge stops being accepted (120 seconds after issue).
+    LoginRequest:
+      type: object
+      required: [email, challenge, signature, device]
+      properties:
+        email:
+          $ref: '#/components/schemas/Email'
+        challenge:
+          type: string
+          description: A challenge from `POST /api/auth/challenge` with action `login`.
+        signature:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: |
+            base64url Ed25519 signature by the login key over the UTF-8 bytes of
+            `"coffer/v1/auth\n" + action + "\n" + normalizedEmail + "\n" + challenge`
+            (action `login` here).
+        device:
+          $ref: '#/components/schemas/DeviceInfo'
+    UserSummary:
+      type: object
+      required: [id, email]
+      properties:
+        id:
+          type: string
+          format: uuid
+          description: The account id.
+        email:
+          allOf:
+            - $ref: '#/components/schemas/Email'
+          description: The normalised email.
+    SessionResponse:
+      type: object
+      description: Answer to register and login.
+      required: [accessToken, refreshToken, expiresIn, user, keys]
+      properties:
+        accessToken:
+          type: string
+          description: 'A JWT; send it as `Authorization: Bearer <accessToken>`.'
+        refreshToken:
+          type: string
+          description: An opaque single-use token for `POST /api/auth/refresh`.
+        expiresIn:
+          type: integer
+          minimum: 1
+          description: Seconds until the access token expires (900 by default).
+        user:
+          $ref: '#/components/schemas/UserSummary'
+        keys:
+          $ref: '#/components/schemas/AccountKeysPayload'
+    RefreshRequest:
+      type: object
+      required: [refreshToken]
+      properties:
+        refreshToken:
+          type: string
+    TokenResponse:
+      type: object
+      required: [accessToken, refreshToken, expiresIn]
+      properties:
+        accessToken:
+          type: string
+          description: A new JWT access token.
+        refreshToken:
+          type: string
+          description: The new refresh token; the one sent is no longer valid.
+        expiresIn:
+          type: integer
+          minimum: 1
+          description: Seconds until the access token expires.
+    MeResponse:
+      type: object
+      required: [user, deviceId, createdAt, kdf, keys]
+      properties:
+        user:
+          $ref: '#/components/schemas/UserSummary'
+        deviceId:
+          type: string
+          format: uuid
+          description: The device of the current session.
+        createdAt:
+          allOf:
+            - $ref: '#/components/schemas/Timestamp'
+          description: When the account was created.
+        kdf:
+          $ref: '#/components/schemas/KDFDescriptor'
+        keys:
+          $ref: '#/components/schemas/AccountKeysPayload'
+    ChangePasswordRequest:
+      type: object
+      required: [challenge, signature, kdf, salt, loginPublicKey, encryptedAccountKey, encryptedPrivateKey]
+      properties:
+        challenge:
+          type: string
+          description: A challenge from `POST /api/auth/challenge` with action `change-password`.
+        signature:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: Signature by the OLD login key (message as in `LoginRequest`, action `change-password`).
+        kdf:
+          $ref: '#/components/schemas/KDFDescriptor'
+        salt:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The new KDF salt, 16–64 bytes in base64url.
+        loginPublicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The new Ed25519 login public key, 32 bytes in base64url.
+        encryptedAccountKey:
+          $ref: '#/components/schemas/Envelope'
+        encryptedPrivateKey:
+          $ref: '#/components/schemas/Envelope'
+    DeleteAccountRequest:
+      type: object
+      required: [challenge, signature]
+      properties:
+        challenge:
+          type: string
+          description: A challenge from `POST /api/auth/challenge` with action `delete-account`.
+        signature:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: Signature by the login key (message as in `LoginRequest`, action `delete-account`).
+    DeviceSummary:
+      type: object
+      required: [id, name, platform, createdAt, lastSeenAt, current, revoked]
+      properties:
+        id:
+          type: string
+          format: uuid
+        name:
+          type: string
+        platform:
+          type: string
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        lastSeenAt:
+          $ref: '#/components/schemas/Timestamp'
+        current:
+          type: boolean
+          description: Whether this is the device of the calling session.
+        revoked:
+          type: boolean
+    DevicesResponse:
+      type: object
+      required: [devices]
+      properties:
+        devices:
+          type: array
+          items:
+            $ref: '#/components/schemas/DeviceSummary'
+    AuditEvent:
+      type: object
+      required: [id, type, createdAt]
+      properties:
+        id:
+          type: integer
+          format: int64
+          minimum: 1
+          description: Increasing event id; usable as the `before` cursor.
+        type:
+          type: string
+          description: |
+            The event type: `register`, `login_succeeded`, `login_failed`, `refresh_reused`,
+            `logout`, `device_revoked`, `password_changed`, `account_deleted` (vault and share
+            events such as `vault_created`, `vault_deleted`, `share_granted`, `share_changed`
+            and `share_revoked` will be added later). Clients should tolerate unknown types.
+          examples:
+            - register
+            - login_succeeded
+            - login_failed
+            - refresh_reused
+            - logout
+            - device_revoked
+            - password_changed
+            - account_deleted
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        deviceId:
+          type: [string, 'null']
+          description: The device the event came from, when known.
+        detail:
+          type: [string, 'null']
+          description: Extra detail, e.g. the revoked device's id for `device_revoked`.
+    AuditResponse:
+      type: object
+      required: [events]
+      properties:
+        events:
+          type: array
+          description: Events, newest first.
+          items:
+            $ref: '#/components/schemas/AuditEvent'
+        nextCursor:
+          type: [integer, 'null']
+          format: int64
+          description: Pass as `before` to get the next page; absent or null on the last page.
   parameters:
     RequestId:
       name: X-Request-Id
@@ -652,6 +1656,11 @@ components:
       schema:
         type: integer
         minimum: 0
+    WWW-Authenticate:
+      description: The authentication scheme to use (`Bearer`).
+      schema:
+        type: string
+        const: Bearer
   responses:
     BadRequest:
       description: |
@@ -769,6 +1778,134 @@ components:
           example:
             error: Internal server error
             code: internal_error
+    AccountSuccess:
+      description: Done.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Success'
+          example:
+            success: true
+    AccountBadRequest:
+      description: |
+        Malformed JSON (`invalid_json`), a missing field (`missing_field`) or an invalid field
+        (`invalid_field`); the message names the field, e.g. `email`, `device.id` or `action`.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: field 'email' must be an email address
+            code: invalid_field
+    AccountKeysBadRequest:
+      description: |
+        Malformed JSON (`invalid_json`), a missing field (`missing_field`), an invalid field
+        naming it (`invalid_field`, e.g. `salt`, `loginPublicKey`, `kdf.algorithm`), or KDF
+        parameters that are incomplete, below the minimums or absurdly high (`weak_kdf`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          examples:
+            invalidField:
+              value:
+                error: field 'loginPublicKey' must be 32 bytes in base64url
+                code: invalid_field
+            weakKDF:
+              value:
+                error: 'kdf: scrypt N must be at least 131072'
+                code: weak_kdf
+    NotEnvelope:
+      description: |
+        `encryptedAccountKey` or `encryptedPrivateKey` is not a Coffer envelope
+        (`not_ciphertext`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: field 'encryptedAccountKey' must be a Coffer envelope (base64url ciphertext)
+            code: not_ciphertext
+    InvalidCredentials:
+      description: |
+        Login failed (`invalid_credentials`): the same answer for an unknown email, a wrong,
+        expired or reused challenge and a bad signature.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: 'login failed: wrong email or password, or the challenge expired'
+            code: invalid_credentials
+    ProofUnauthorized:
+      description: |
+        The access token is missing, invalid or expired, or its session has ended
+        (`unauthorized`, with `WWW-Authenticate: Bearer`); or the signature proving the
+        current password is not valid, e.g. wrong key or an expired, reused or wrong-action
+        challenge (`invalid_credentials`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+        WWW-Authenticate:
+          $ref: '#/components/headers/WWW-Authenticate'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          examples:
+            unauthorized:
+              value:
+                error: the access token is invalid or expired
+                code: unauthorized
+            invalidCredentials:
+              value:
+                error: the proof of the current password is not valid (challenge expired or wrong password)
+                code: invalid_credentials
+    BearerUnauthorized:
+      description: |
+        The access token is missing, invalid or expired, or its session has ended (logged
+        out, device revoked, password changed elsewhere, account deleted) (`unauthorized`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+        WWW-Authenticate:
+          $ref: '#/components/headers/WWW-Authenticate'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: the access token is invalid or expired
+            code: unauthorized
+  examples:
+    SessionResponse:
+      summary: A new session
+      value:
+        accessToken: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl'
+        refreshToken: 'M8oMycH9C7K-u8D2jICtSASW-Atm3TalDA6HD9G8Wns'
+        expiresIn: 900
+        user:
+          id: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+          email: alice@example.com
+        keys:
+          encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+          publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
+          encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
 
 """#
 }

@@ -67,6 +67,21 @@ extension Coffer {
         @Option(help: "Trust X-Forwarded-For/-Proto from a reverse proxy: true or false. (env: COFFER_TRUST_FORWARDED_HEADERS, default: false)")
         var trustForwardedHeaders: Bool?
 
+        @Option(help: "Seconds an access token is valid. (env: COFFER_ACCESS_TOKEN_LIFETIME, default: 900)")
+        var accessTokenLifetime: Int?
+
+        @Option(help: "Seconds a refresh token (and an idle session) lives. (env: COFFER_REFRESH_TOKEN_LIFETIME, default: 2592000)")
+        var refreshTokenLifetime: Int?
+
+        @Option(help: "Seconds before a new token signing key is made. (env: COFFER_SIGNING_KEY_ROTATION, default: 604800)")
+        var signingKeyRotation: Int?
+
+        @Option(help: "Login and registration attempts per client address. (env: COFFER_LOGIN_RATE_LIMIT, default: 20/minute,200/hour)")
+        var loginRateLimit: String?
+
+        @Option(help: "Login attempts per account. (env: COFFER_LOGIN_ACCOUNT_RATE_LIMIT, default: 10/minute)")
+        var loginAccountRateLimit: String?
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (env: COFFER_LOG_LEVEL, default: info)")
         var logLevel: String?
 
@@ -155,6 +170,11 @@ extension Coffer {
             }
             if let flag = try boolean(requireCiphertext, "COFFER_REQUIRE_CIPHERTEXT") { configuration.requireCiphertext = flag }
             if let flag = try boolean(trustForwardedHeaders, "COFFER_TRUST_FORWARDED_HEADERS") { configuration.trustForwardedHeaders = flag }
+            if let seconds = try integer(accessTokenLifetime, "COFFER_ACCESS_TOKEN_LIFETIME", minimum: 30) { configuration.accessTokenLifetime = seconds }
+            if let seconds = try integer(refreshTokenLifetime, "COFFER_REFRESH_TOKEN_LIFETIME", minimum: 60) { configuration.refreshTokenLifetime = seconds }
+            if let seconds = try integer(signingKeyRotation, "COFFER_SIGNING_KEY_ROTATION", minimum: 60) { configuration.signingKeyRotation = seconds }
+            if let list = try limits(loginRateLimit, "COFFER_LOGIN_RATE_LIMIT") { configuration.loginAddressLimits = list }
+            if let list = try limits(loginAccountRateLimit, "COFFER_LOGIN_ACCOUNT_RATE_LIMIT") { configuration.loginAccountLimits = list }
             if let text = value(logLevel, "COFFER_LOG_LEVEL") {
                 guard let level = Logger.Level(rawValue: text.lowercased()) else { throw CLIError("COFFER_LOG_LEVEL=\(text): unknown level") }
                 configuration.logLevel = level

@@ -65,6 +65,9 @@ func testConfiguration(_ backend: TestBackend, _ adjust: (inout ServerConfigurat
     configuration.backupWriteLimits = []
     configuration.backupNewKeyLimits = []
     configuration.backupNewKeyAddressLimits = []
+    // The PostgreSQL test database is shared by every test, and so are its address counters.
+    configuration.loginAddressLimits = []
+    configuration.loginAccountLimits = []
     adjust(&configuration)
     return configuration
 }
