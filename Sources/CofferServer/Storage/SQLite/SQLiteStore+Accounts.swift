@@ -8,8 +8,8 @@ extension SQLiteStore {
         }
         let candidate = create()
         return try await write { connection in
-            _ = try await connection.query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [.text(name), .text(candidate)])
-            return try await connection.query("SELECT value FROM server_secrets WHERE name = ?", [.text(name)]).first?.string("value") ?? candidate
+            try connection.query("INSERT INTO server_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", [.text(name), .text(candidate)])
+            return try connection.query("SELECT value FROM server_secrets WHERE name = ?", [.text(name)]).first?.string("value") ?? candidate
         }
     }
 
@@ -23,7 +23,7 @@ extension SQLiteStore {
 
     public func addSigningKey(_ key: SigningKeyRecord) async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 "INSERT INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 [.text(key.id), .text(key.secret), .timestamp(key.createdAt)]
             )
@@ -32,7 +32,7 @@ extension SQLiteStore {
 
     public func createAccount(_ account: AccountRecord, device: DeviceRecord, session: SessionRecord) async throws {
         try await write { connection in
-            let inserted = try await connection.query(
+            let inserted = try connection.query(
                 """
                 INSERT INTO users (id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id
@@ -41,7 +41,7 @@ extension SQLiteStore {
                  .text(account.encryptedAccountKey), .text(account.publicKey), .text(account.encryptedPrivateKey), .timestamp(account.createdAt)]
             )
             guard !inserted.isEmpty else { throw StoreError.emailTaken }
-            try await Self.startSession(connection, device: device, session: session)
+            try Self.startSession(connection, device: device, session: session)
         }
     }
 
@@ -64,7 +64,7 @@ extension SQLiteStore {
 
     public func storeChallenge(_ challenge: String, email: String, action: String, expiresAt: Timestamp) async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 "INSERT INTO auth_challenges (challenge, email, action, expires_at) VALUES (?, ?, ?, ?)",
                 [.text(challenge), .text(email), .text(action), .timestamp(expiresAt)]
             )
@@ -73,7 +73,7 @@ extension SQLiteStore {
 
     public func consumeChallenge(_ challenge: String, email: String, action: String, at: Timestamp) async throws -> Bool {
         try await write { connection in
-            let rows = try await connection.query(
+            let rows = try connection.query(
                 "DELETE FROM auth_challenges WHERE challenge = ? RETURNING email, action, expires_at", [.text(challenge)]
             )
             guard let row = rows.first else { return false }
@@ -82,11 +82,11 @@ extension SQLiteStore {
     }
 
     public func startSession(device: DeviceRecord, session: SessionRecord) async throws {
-        try await write { try await Self.startSession($0, device: device, session: session) }
+        try await write { try Self.startSession($0, device: device, session: session) }
     }
 
-    private static func startSession(_ connection: SQLiteConnection, device: DeviceRecord, session: SessionRecord) async throws {
-        _ = try await connection.query(
+    private static func startSession(_ connection: SQLiteDirectConnection, device: DeviceRecord, session: SessionRecord) throws {
+        try connection.query(
             """
             INSERT INTO devices (user_id, id, name, platform, created_at, last_seen_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, NULL)
             ON CONFLICT (user_id, id) DO UPDATE SET name = excluded.name, platform = excluded.platform,
@@ -94,7 +94,7 @@ extension SQLiteStore {
             """,
             [.text(device.userId), .text(device.id), .text(device.name), .text(device.platform), .timestamp(device.createdAt), .timestamp(device.lastSeenAt)]
         )
-        _ = try await connection.query(
+        try connection.query(
             "INSERT INTO sessions (id, user_id, device_id, refresh_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             [.text(session.id), .text(session.userId), .text(session.deviceId), .text(session.refreshHash), .timestamp(session.createdAt), .timestamp(session.expiresAt)]
         )
@@ -102,32 +102,39 @@ extension SQLiteStore {
 
     public func rotateRefreshToken(hash: String, newHash: String, newExpiresAt: Timestamp, at: Timestamp) async throws -> RefreshOutcome {
         try await write { connection in
-            if let row = try await connection.query(
+            if let row = try connection.query(
                 "SELECT * FROM sessions WHERE refresh_hash = ? AND revoked_at IS NULL AND expires_at > ?", [.text(hash), .timestamp(at)]
             ).first {
                 var session = Self.session(row)
-                _ = try await connection.query(
+                try connection.query(
                     "INSERT INTO spent_refresh_tokens (hash, session_id, expires_at) VALUES (?, ?, ?)",
                     [.text(hash), .text(session.id), .timestamp(session.expiresAt)]
                 )
-                _ = try await connection.query(
+                try connection.query(
                     "UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE id = ?", [.text(newHash), .timestamp(newExpiresAt), .text(session.id)]
                 )
                 session.refreshHash = newHash
                 session.expiresAt = newExpiresAt
                 return .rotated(session)
             }
-            if let row = try await connection.query(
+            if let row = try connection.query(
                 "SELECT s.* FROM spent_refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?", [.text(hash)]
             ).first {
                 let session = Self.session(row)
-                _ = try await connection.query(
+                try connection.query(
                     "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", [.timestamp(at), .text(session.id)]
                 )
                 return .reused(session)
             }
             return .unknown
         }
+    }
+
+    private static func session(_ row: SQLiteResultRow) -> SessionRecord {
+        SessionRecord(
+            id: row.string("id") ?? "", userId: row.string("user_id") ?? "", deviceId: row.string("device_id") ?? "",
+            refreshHash: row.string("refresh_hash") ?? "", createdAt: row.timestamp("created_at"), expiresAt: row.timestamp("expires_at")
+        )
     }
 
     private static func session(_ row: SQLiteRow) -> SessionRecord {
@@ -151,18 +158,18 @@ extension SQLiteStore {
 
     public func revokeSession(id: String, at: Timestamp) async throws {
         try await write { connection in
-            _ = try await connection.query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", [.timestamp(at), .text(id)])
+            try connection.query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", [.timestamp(at), .text(id)])
         }
     }
 
     public func revokeDevice(userId: String, deviceId: String, at: Timestamp) async throws -> Bool {
         try await write { connection in
-            let rows = try await connection.query(
+            let rows = try connection.query(
                 "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ? AND id = ? RETURNING id",
                 [.timestamp(at), .text(userId), .text(deviceId)]
             )
             guard !rows.isEmpty else { return false }
-            _ = try await connection.query(
+            try connection.query(
                 "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ? AND device_id = ?",
                 [.timestamp(at), .text(userId), .text(deviceId)]
             )
@@ -184,7 +191,7 @@ extension SQLiteStore {
 
     public func touchDevice(userId: String, deviceId: String, at: Timestamp) async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 "UPDATE devices SET last_seen_at = ? WHERE user_id = ? AND id = ?", [.timestamp(at), .text(userId), .text(deviceId)]
             )
         }
@@ -192,7 +199,7 @@ extension SQLiteStore {
 
     public func changePassword(_ update: PasswordUpdate, keepSession: String, at: Timestamp) async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 """
                 UPDATE users SET kdf = ?, salt = ?, login_public_key = ?, encrypted_account_key = ?, encrypted_private_key = ?
                 WHERE id = ?
@@ -200,7 +207,7 @@ extension SQLiteStore {
                 [.text(update.kdf), .text(update.salt), .text(update.loginPublicKey), .text(update.encryptedAccountKey),
                  .text(update.encryptedPrivateKey), .text(update.userId)]
             )
-            _ = try await connection.query(
+            try connection.query(
                 "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE user_id = ? AND id <> ?",
                 [.timestamp(at), .text(update.userId), .text(keepSession)]
             )
@@ -209,9 +216,9 @@ extension SQLiteStore {
 
     public func deleteAccount(userId: String, at: Timestamp) async throws {
         try await write { connection in
-            _ = try await connection.query("DELETE FROM users WHERE id = ?", [.text(userId)])
-            _ = try await connection.query("DELETE FROM audit_events WHERE user_id = ?", [.text(userId)])
-            _ = try await connection.query(
+            try connection.query("DELETE FROM users WHERE id = ?", [.text(userId)])
+            try connection.query("DELETE FROM audit_events WHERE user_id = ?", [.text(userId)])
+            try connection.query(
                 "INSERT INTO audit_events (user_id, type, device_id, detail, created_at) VALUES (?, 'account_deleted', NULL, NULL, ?)",
                 [.text(userId), .timestamp(at)]
             )
@@ -220,7 +227,7 @@ extension SQLiteStore {
 
     public func appendAudit(_ event: AuditEventRecord) async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 "INSERT INTO audit_events (user_id, type, device_id, detail, created_at) VALUES (?, ?, ?, ?, ?)",
                 [.text(event.userId), .text(event.type), event.deviceId.map { .text($0) } ?? .null, event.detail.map { .text($0) } ?? .null, .timestamp(event.createdAt)]
             )

@@ -26,9 +26,12 @@ public final class SQLiteStore: Store {
         let readerThreads = NIOThreadPool(numberOfThreads: max(1, readerCount))
         readerThreads.start()
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: writerThread, logger: logger, on: loop)
-        for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000"] {
-            _ = try await writer.query(pragma)
+        let writer = try await writerThread.runIfActive { () throws -> SQLiteWriterHandle in
+            let connection = try SQLiteDirectConnection(path: path)
+            for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
+                try connection.query(pragma)
+            }
+            return SQLiteWriterHandle(connection)
         }
         var readerConnections: [SQLiteConnection] = []
         for _ in 0..<max(1, readerCount) {
@@ -44,9 +47,9 @@ public final class SQLiteStore: Store {
     }
 
     private init(
-        writer: SQLiteConnection, readers: [SQLiteConnection], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
+        writer: SQLiteWriterHandle, readers: [SQLiteConnection], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
     ) {
-        self.writer = SQLiteWriteQueue(connection: writer)
+        self.writer = SQLiteWriteQueue(connection: writer.connection, thread: writerThread)
         self.readers = ConnectionPool(readers)
         self.writerThread = writerThread
         self.readerThreads = readerThreads
@@ -56,7 +59,7 @@ public final class SQLiteStore: Store {
     // MARK: Plumbing
 
     /// Runs `body` in a write transaction (group-committed), returning once it is durable.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping SQLiteWriteQueue.Body<T>) async throws -> T {
         try await writer.write(body)
     }
 
@@ -77,18 +80,18 @@ public final class SQLiteStore: Store {
 
     public func migrate() async throws {
         try await write { connection in
-            _ = try await connection.query(
+            try connection.query(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
             )
         }
         for migration in SQLiteMigrations.all {
             let applied: Bool = try await write { connection in
-                let rows = try await connection.query("SELECT 1 FROM schema_migrations WHERE version = ?", [.integer(migration.version)])
+                let rows = try connection.query("SELECT 1 FROM schema_migrations WHERE version = ?", [.integer(migration.version)])
                 guard rows.isEmpty else { return false }
                 for statement in migration.sql {
-                    _ = try await connection.query(statement)
+                    try connection.query(statement)
                 }
-                _ = try await connection.query(
+                try connection.query(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
                     [.integer(migration.version), .text(migration.name), .integer(Int(Timestamp.now.milliseconds))]
                 )
@@ -106,7 +109,8 @@ public final class SQLiteStore: Store {
 
     public func close() async throws {
         // The future-based close ignores task cancellation, so a cancelled shutdown still closes.
-        for connection in await [writer.connection] + readers.all where !connection.isClosed {
+        await writer.close()
+        for connection in await readers.all where !connection.isClosed {
             try? await connection.close().get()
         }
         try? await writerThread.shutdownGracefully()
@@ -117,7 +121,7 @@ public final class SQLiteStore: Store {
 
     public func registerBackupUser(id: String, at: Timestamp) async throws -> Bool {
         try await write { connection in
-            let rows = try await connection.query(
+            let rows = try connection.query(
                 "INSERT INTO backup_users (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
                 [.text(id), .integer(Int(at.milliseconds))]
             )
@@ -130,7 +134,7 @@ public final class SQLiteStore: Store {
         // the one resource all saves share.
         try await write { connection in
             let now = save.at.milliseconds
-            let head = try await connection.query(
+            let head = try connection.query(
                 """
                 SELECT EXISTS (SELECT 1 FROM backup_users WHERE id = ?1) AS registered,
                        (SELECT user_id FROM backups WHERE storage_key = ?2) AS owner
@@ -140,25 +144,25 @@ public final class SQLiteStore: Store {
             guard head?.int("registered") == 1 else { throw StoreError.userNotFound }
             let owner = head?.string("owner")
             if let owner, owner != save.userId { throw StoreError.storageKeyForbidden }
-            try await Self.enforce(
+            try Self.enforce(
                 connection: connection,
                 sql: "SELECT at FROM backup_writes WHERE storage_key = ? AND at > ?",
                 key: save.storageKey, limits: save.writeLimits, now: now, scope: "storage key"
             )
             let isNewKey = owner == nil
             if isNewKey {
-                try await Self.enforce(
+                try Self.enforce(
                     connection: connection,
                     sql: "SELECT at FROM backup_writes WHERE user_id = ? AND new_key = 1 AND at > ?",
                     key: save.userId, limits: save.newKeyLimits, now: now, scope: "new storage keys for this user"
                 )
-                try await Self.enforce(
+                try Self.enforce(
                     connection: connection,
                     sql: "SELECT at FROM backup_writes WHERE address = ? AND new_key = 1 AND at > ?",
                     key: save.addressHash, limits: save.newKeyAddressLimits, now: now, scope: "new storage keys from this address"
                 )
             }
-            let version = try await connection.query(
+            let version = try connection.query(
                 """
                 INSERT INTO backups (storage_key, user_id, current_version, created_at, updated_at) VALUES (?1, ?2, 1, ?3, ?3)
                 ON CONFLICT (storage_key) DO UPDATE SET current_version = current_version + 1, updated_at = excluded.updated_at
@@ -166,19 +170,19 @@ public final class SQLiteStore: Store {
                 """,
                 [.text(save.storageKey), .text(save.userId), .integer(Int(now))]
             ).first?.int("current_version") ?? 1
-            _ = try await connection.query(
+            try connection.query(
                 "INSERT INTO backup_versions (storage_key, version, data, size, created_at) VALUES (?, ?, ?, ?, ?)",
                 [.text(save.storageKey), .integer(version), .text(save.data), .integer(save.size), .integer(Int(now))]
             )
             if version > save.versionsKept {
-                _ = try await connection.query(
+                try connection.query(
                     "DELETE FROM backup_versions WHERE storage_key = ? AND version <= ?",
                     [.text(save.storageKey), .integer(version - save.versionsKept)]
                 )
             }
             // The write log only feeds limits; with every backup limit off there is nothing to count.
             if !(save.writeLimits.isEmpty && save.newKeyLimits.isEmpty && save.newKeyAddressLimits.isEmpty) {
-                _ = try await connection.query(
+                try connection.query(
                     "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (?, ?, ?, ?, ?)",
                     [.text(save.storageKey), .text(save.userId), .text(save.addressHash), .integer(isNewKey ? 1 : 0), .integer(Int(now))]
                 )
@@ -189,11 +193,11 @@ public final class SQLiteStore: Store {
 
     /// Refuses with `rateLimited` when one more event for `key` would pass a limit.
     private static func enforce(
-        connection: SQLiteConnection, sql: String, key: String, limits: [RateLimit], now: Int64, scope: String
-    ) async throws {
+        connection: SQLiteDirectConnection, sql: String, key: String, limits: [RateLimit], now: Int64, scope: String
+    ) throws {
         guard !limits.isEmpty else { return }
         let since = now - WriteLog.longestWindow(limits)
-        let rows = try await connection.query(sql, [.text(key), .integer(Int(since))])
+        let rows = try connection.query(sql, [.text(key), .integer(Int(since))])
         let events = rows.compactMap { $0.int64("at") }
         if case .limited(let retryAfter) = WriteLog.decide(events: events, limits: limits, now: now) {
             throw StoreError.rateLimited(retryAfter: retryAfter, scope: scope)
@@ -246,21 +250,21 @@ public final class SQLiteStore: Store {
 
     public func deleteBackupUser(userId: String, storageKey: String?) async throws -> Int {
         try await write { connection in
-            guard try await !connection.query("SELECT 1 FROM backup_users WHERE id = ?", [.text(userId)]).isEmpty else {
+            guard try !connection.query("SELECT 1 FROM backup_users WHERE id = ?", [.text(userId)]).isEmpty else {
                 throw StoreError.userNotFound
             }
-            let count = try await connection.query(
+            let count = try connection.query(
                 "SELECT COUNT(*) AS n FROM backups WHERE user_id = ?", [.text(userId)]
             ).first?.int("n") ?? 0
             if let storageKey {
-                let owner = try await connection.query(
+                let owner = try connection.query(
                     "SELECT user_id FROM backups WHERE storage_key = ?", [.text(storageKey)]
                 ).first?.string("user_id")
                 guard owner == userId else { throw StoreError.storageKeyForbidden }
             } else if count > 0 {
                 throw StoreError.storageKeyRequired
             }
-            _ = try await connection.query("DELETE FROM backup_users WHERE id = ?", [.text(userId)])
+            try connection.query("DELETE FROM backup_users WHERE id = ?", [.text(userId)])
             return count
         }
     }
@@ -275,7 +279,7 @@ public final class SQLiteStore: Store {
 
     public func recordSignature(_ signature: String, expiresAt: Timestamp, at: Timestamp) async throws -> Bool {
         try await write { connection in
-            let rows = try await connection.query(
+            let rows = try connection.query(
                 "INSERT INTO request_signatures (signature, expires_at) VALUES (?, ?) ON CONFLICT (signature) DO NOTHING RETURNING signature",
                 [.text(signature), .integer(Int(expiresAt.milliseconds))]
             )
@@ -287,14 +291,21 @@ public final class SQLiteStore: Store {
         rateLimiter.purge(at: at)
         try await write { connection in
             for table in ["request_signatures", "auth_challenges", "spent_refresh_tokens"] {
-                _ = try await connection.query("DELETE FROM \(table) WHERE expires_at < ?", [.integer(Int(at.milliseconds))])
+                try connection.query("DELETE FROM \(table) WHERE expires_at < ?", [.integer(Int(at.milliseconds))])
             }
             // One day is the longest window a write limit can have.
-            _ = try await connection.query(
+            try connection.query(
                 "DELETE FROM backup_writes WHERE at < ?", [.integer(Int(at.milliseconds - RateLimit.Window.day.rawValue * 1000))]
             )
         }
     }
+}
+
+/// Hands the writer connection from the thread that opened it to the queue; used once, before
+/// any write, so it is never shared (the unchecked Sendable is safe).
+private struct SQLiteWriterHandle: @unchecked Sendable {
+    let connection: SQLiteDirectConnection
+    init(_ connection: SQLiteDirectConnection) { self.connection = connection }
 }
 
 extension SQLiteRow {

@@ -1,16 +1,20 @@
-import SQLiteNIO
+import NIOPosix
 import Synchronization
 
 /// The single SQLite writer, with group commit: write transactions that arrive while one is
 /// running are run back to back inside one transaction and share its COMMIT, so many
-/// concurrent writes pay for one fsync instead of one each.
+/// concurrent writes pay for one fsync instead of one each. A whole batch runs synchronously in
+/// one hop to the writer thread.
 ///
 /// Each write stays atomic on its own: if any write of a batch fails, the whole batch is rolled
 /// back and every write is run again alone, so a failure never takes another write with it and
 /// never leaves half of itself behind.
 final class SQLiteWriteQueue: Sendable {
+    /// A write transaction's body; it runs on the writer thread.
+    typealias Body<T> = @Sendable (SQLiteDirectConnection) throws -> T
+
     private struct Job: Sendable {
-        let run: @Sendable (SQLiteConnection) async throws -> Void
+        let run: @Sendable (SQLiteDirectConnection) throws -> Void
         let finish: @Sendable ((any Error)?) -> Void
     }
 
@@ -19,21 +23,23 @@ final class SQLiteWriteQueue: Sendable {
         var draining = false
     }
 
-    let connection: SQLiteConnection
+    private let connection: ConnectionBox
+    private let thread: NIOThreadPool
     private let state = Mutex(State())
     /// Bounds how long one batch holds results back.
-    private static let maximumBatch = 64
+    private static let maximumBatch = 128
 
-    init(connection: SQLiteConnection) {
-        self.connection = connection
+    init(connection: SQLiteDirectConnection, thread: NIOThreadPool) {
+        self.connection = ConnectionBox(connection)
+        self.thread = thread
     }
 
     /// Runs `body` in a write transaction and returns once that transaction has committed.
-    func write<T: Sendable>(_ body: @escaping @Sendable (SQLiteConnection) async throws -> T) async throws -> T {
+    func write<T: Sendable>(_ body: @escaping Body<T>) async throws -> T {
         let result = ResultBox<T>()
         return try await withCheckedThrowingContinuation { continuation in
             let job = Job(
-                run: { connection in result.set(try await body(connection)) },
+                run: { connection in result.set(try body(connection)) },
                 finish: { error in
                     if let error {
                         continuation.resume(throwing: error)
@@ -41,7 +47,7 @@ final class SQLiteWriteQueue: Sendable {
                         continuation.resume(returning: value)
                     } else {
                         // Unreachable: a job finishes without error only after its run stored a value.
-                        continuation.resume(throwing: CancellationError())
+                        continuation.resume(throwing: SQLiteWriteError(message: "write produced no result"))
                     }
                 }
             )
@@ -57,6 +63,12 @@ final class SQLiteWriteQueue: Sendable {
         }
     }
 
+    /// Closes the connection on the writer thread, after pending writes.
+    func close() async {
+        let connection = self.connection
+        try? await thread.runIfActive { connection.value.close() }
+    }
+
     private func drain() async {
         while true {
             let batch = state.withLock { state -> [Job] in
@@ -69,49 +81,57 @@ final class SQLiteWriteQueue: Sendable {
                 return batch
             }
             guard !batch.isEmpty else { return }
-            if batch.count == 1 {
-                await runAlone(batch[0])
-            } else {
-                await runBatch(batch)
+            let connection = self.connection
+            let outcomes: [(any Error)?]
+            do {
+                outcomes = try await thread.runIfActive { Self.run(batch, on: connection.value) }
+            } catch {
+                outcomes = Array(repeating: error, count: batch.count)
+            }
+            for (job, outcome) in zip(batch, outcomes) {
+                job.finish(outcome)
             }
         }
     }
 
-    private func runBatch(_ batch: [Job]) async {
-        do {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-            for job in batch {
-                try await job.run(connection)
+    /// Runs on the writer thread.
+    private static func run(_ batch: [Job], on connection: SQLiteDirectConnection) -> [(any Error)?] {
+        if batch.count > 1 {
+            do {
+                try connection.query("BEGIN IMMEDIATE")
+                for job in batch {
+                    try job.run(connection)
+                }
+                try connection.query("COMMIT")
+                return Array(repeating: nil, count: batch.count)
+            } catch {
+                _ = try? connection.query("ROLLBACK")
             }
-            _ = try await connection.query("COMMIT")
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            for job in batch {
-                await runAlone(job)
-            }
-            return
         }
-        for job in batch {
-            job.finish(nil)
+        return batch.map { job in
+            do {
+                try connection.query("BEGIN IMMEDIATE")
+            } catch {
+                return error
+            }
+            do {
+                try job.run(connection)
+                try connection.query("COMMIT")
+                return nil
+            } catch {
+                _ = try? connection.query("ROLLBACK")
+                return error
+            }
         }
     }
+}
 
-    private func runAlone(_ job: Job) async {
-        do {
-            _ = try await connection.query("BEGIN IMMEDIATE")
-        } catch {
-            job.finish(error)
-            return
-        }
-        do {
-            try await job.run(connection)
-            _ = try await connection.query("COMMIT")
-            job.finish(nil)
-        } catch {
-            _ = try? await connection.query("ROLLBACK")
-            job.finish(error)
-        }
-    }
+/// Carries the writer connection to the writer thread. Only `SQLiteWriteQueue.drain` (one batch at
+/// a time, on the one writer thread) and `close` (on the same thread) touch it, so it is never used
+/// concurrently; that is what makes the unchecked Sendable safe.
+private final class ConnectionBox: @unchecked Sendable {
+    let value: SQLiteDirectConnection
+    init(_ value: SQLiteDirectConnection) { self.value = value }
 }
 
 /// Holds one job's result between its run and the commit that makes it final.
