@@ -112,6 +112,8 @@ public final class PostgresStore: Store {
         try await transaction { connection in
             let now = save.at.milliseconds
             // The user row lock serializes every write of this user (and so of each of its keys).
+            // The key is read by a second statement on purpose: under READ COMMITTED a statement that
+            // waited for the lock still joins rows from its own, older snapshot.
             guard try await !connection.query(
                 "SELECT 1 FROM backup_users WHERE id = \(save.userId) FOR UPDATE", logger: logger
             ).collect().isEmpty else {
@@ -163,14 +165,19 @@ public final class PostgresStore: Store {
                 "UPDATE backups SET current_version = \(version), updated_at = \(now) WHERE storage_key = \(save.storageKey)",
                 logger: logger
             )
-            try await connection.query(
-                "DELETE FROM backup_versions WHERE storage_key = \(save.storageKey) AND version <= \(version - save.versionsKept)",
-                logger: logger
-            )
-            try await connection.query(
-                "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (\(save.storageKey), \(save.userId), \(save.addressHash), \(isNewKey), \(now))",
-                logger: logger
-            )
+            if version > save.versionsKept {
+                try await connection.query(
+                    "DELETE FROM backup_versions WHERE storage_key = \(save.storageKey) AND version <= \(version - save.versionsKept)",
+                    logger: logger
+                )
+            }
+            // The write log only feeds limits; with every backup limit off there is nothing to count.
+            if !(save.writeLimits.isEmpty && save.newKeyLimits.isEmpty && save.newKeyAddressLimits.isEmpty) {
+                try await connection.query(
+                    "INSERT INTO backup_writes (storage_key, user_id, address, new_key, at) VALUES (\(save.storageKey), \(save.userId), \(save.addressHash), \(isNewKey), \(now))",
+                    logger: logger
+                )
+            }
             return SavedBackup(version: version, updatedAt: save.at, size: save.size)
         }
     }
