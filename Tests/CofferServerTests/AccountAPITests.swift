@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import Testing
 
 /// SPEC.md §5 on SQLite and PostgreSQL: registration, zero-knowledge login, sessions, devices, audit.
@@ -251,7 +252,11 @@ struct AccountAPITests {
 
     @Test(arguments: TestBackend.available)
     func accountDeletion(_ backend: TestBackend) async throws {
-        try await makeTestApp(backend).test(.router) { client in
+        var logger = Logger(label: "coffer-test")
+        logger.logLevel = .warning
+        let configuration = testConfiguration(backend)
+        let store = try await openStore(configuration.database, poolSize: 4, logger: logger)
+        try await buildApplication(configuration: configuration, store: store, logger: logger).test(.router) { client in
             let account = try TestAccount()
             let session = try await account.register(client)
             let challenge = try await account.challenge(client, action: AuthAction.deleteAccount)
@@ -266,6 +271,10 @@ struct AccountAPITests {
             #expect(try await client.authorized(.delete, "/api/auth/account", token: session.accessToken, json: proof).status == .ok)
             #expect(try await client.authorized(.get, "/api/auth/me", token: session.accessToken).status == .unauthorized)
             #expect(try await account.login(client).status == .unauthorized)
+            // Everything the account owned is gone; one tombstone records the deletion.
+            #expect(try await store.account(id: session.user.id) == nil)
+            #expect(try await store.devices(userId: session.user.id).isEmpty)
+            #expect(try await store.auditEvents(userId: session.user.id, before: nil, limit: 10).map(\.type) == ["account_deleted"])
             // The email is free again.
             #expect(try await client.json(.post, "/api/auth/register", account.registerRequest()).status == .created)
         }

@@ -64,7 +64,11 @@ public func buildApplication(
     AuthController(store: store, tokens: tokens, configuration: configuration, clock: clock, audit: audit)
         .addRoutes(to: router, authenticated: authenticated)
     DevicesController(store: store, clock: clock, audit: audit).addRoutes(to: authenticated)
-    for route in BackupController.routes + AuthController.routes + DevicesController.routes {
+    let access = VaultAuthorization(store: store)
+    let vaults = VaultsController(store: store, configuration: configuration, clock: clock, audit: audit, access: access)
+    vaults.addRoutes(to: authenticated)
+    SyncController(store: store, configuration: configuration, clock: clock, vaults: vaults, access: access).addRoutes(to: authenticated)
+    for route in BackupController.routes + AuthController.routes + DevicesController.routes + VaultsController.routes + SyncController.routes {
         router.answerMethodNotAllowed(path: route.path, allowed: route.methods)
     }
 

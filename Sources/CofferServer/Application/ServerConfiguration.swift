@@ -19,6 +19,12 @@ public struct ServerConfiguration: Sendable {
     public var backupVersionsKept = 10
     /// Item versions kept per item.
     public var itemVersionsKept = 20
+    /// Largest item blob, in bytes of its envelope text.
+    public var maxItemSize = 1024 * 1024
+    /// Largest vault metadata envelope.
+    public var maxVaultMetadataSize = 64 * 1024
+    /// Largest request body on sync routes (a push carries many items).
+    public var maxSyncRequestBody = 32 * 1024 * 1024
     /// Largest request body on routes other than backup saves.
     public var maxRequestBody = 1024 * 1024
     /// Writes allowed per storage key (counted in the database).

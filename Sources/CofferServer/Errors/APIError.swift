@@ -54,6 +54,8 @@ extension APIError {
             self.init(.conflict, code: ErrorCode.userExists, message: "this user id is already registered")
         case .emailTaken:
             self.init(.conflict, code: ErrorCode.emailTaken, message: "an account with this email already exists")
+        case .vaultExists:
+            self.init(.conflict, code: ErrorCode.vaultExists, message: "a vault with this id already exists")
         case .userNotFound:
             self.init(.notFound, code: ErrorCode.userNotFound, message: "this user id is not registered")
         case .backupNotFound:

@@ -2,7 +2,7 @@ import CofferProtocol
 
 /// Everything the server persists. One protocol, two backends (`SQLiteStore`, `PostgresStore`),
 /// each with hand-written SQL and its own migrations; one contract test suite runs against both.
-public protocol Store: AccountStore {
+public protocol Store: AccountStore, VaultStore {
     /// Applies pending migrations; safe to call on every start and from several instances at once.
     func migrate() async throws
     /// Answers when the database is reachable.
@@ -84,6 +84,7 @@ public struct StoredBackup: Sendable, Equatable {
 public enum StoreError: Error, Equatable {
     case userExists
     case emailTaken
+    case vaultExists
     case userNotFound
     case backupNotFound
     case versionNotFound

@@ -145,5 +145,65 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX audit_events_user ON audit_events(user_id, id)",
         ]),
+        (3, "vaults", [
+            """
+            CREATE TABLE vaults (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                encrypted_metadata TEXT NOT NULL,
+                revision BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE vault_members (
+                vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+                user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+                role TEXT NOT NULL,
+                wrapped_key TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (vault_id, user_id)
+            )
+            """,
+            "CREATE INDEX vault_members_user ON vault_members(user_id)",
+            """
+            CREATE TABLE items (
+                id TEXT PRIMARY KEY,
+                vault_id TEXT NOT NULL REFERENCES vaults(id) ON DELETE CASCADE,
+                encrypted_data TEXT,
+                version INTEGER NOT NULL,
+                revision BIGINT NOT NULL,
+                deleted BOOLEAN NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                device_id TEXT
+            )
+            """,
+            // One change per revision per vault: the index also enforces it.
+            "CREATE UNIQUE INDEX items_vault_revision ON items(vault_id, revision)",
+            """
+            CREATE TABLE item_versions (
+                item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+                version INTEGER NOT NULL,
+                encrypted_data TEXT,
+                deleted BOOLEAN NOT NULL,
+                revision BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                device_id TEXT,
+                resolution TEXT,
+                PRIMARY KEY (item_id, version)
+            )
+            """,
+            """
+            CREATE TABLE item_resolutions (
+                item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+                version INTEGER NOT NULL,
+                strategy TEXT NOT NULL,
+                device_id TEXT,
+                created_at BIGINT NOT NULL
+            )
+            """,
+        ]),
     ]
 }

@@ -1,0 +1,217 @@
+import CofferProtocol
+import SQLiteNIO
+
+extension SQLiteStore {
+    private static let vaultColumns = """
+        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at
+        """
+
+    public func createVault(id: String, ownerId: String, encryptedMetadata: String, wrappedKey: String, at: Timestamp) async throws -> VaultSummary {
+        try await write { connection in
+            let inserted = try connection.query(
+                "INSERT INTO vaults (id, owner_id, encrypted_metadata, revision, created_at, updated_at) VALUES (?, ?, ?, 0, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                [.text(id), .text(ownerId), .text(encryptedMetadata), .timestamp(at), .timestamp(at)]
+            )
+            guard !inserted.isEmpty else { throw StoreError.vaultExists }
+            try connection.query(
+                "INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at) VALUES (?, ?, 'owner', ?, ?)",
+                [.text(id), .text(ownerId), .text(wrappedKey), .timestamp(at)]
+            )
+            return VaultSummary(
+                id: id, ownerId: ownerId, role: .owner, encryptedMetadata: encryptedMetadata, wrappedKey: wrappedKey, revision: 0,
+                createdAt: at, updatedAt: at
+            )
+        }
+    }
+
+    public func vaults(userId: String) async throws -> [VaultSummary] {
+        try await read { connection in
+            try await connection.query(
+                "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
+                [.text(userId)]
+            ).compactMap(Self.vault)
+        }
+    }
+
+    public func vault(id: String, userId: String) async throws -> VaultSummary? {
+        try await read { connection in
+            try await connection.query(
+                "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? AND m.user_id = ?",
+                [.text(id), .text(userId)]
+            ).first.flatMap(Self.vault)
+        }
+    }
+
+    private static func vault(_ row: SQLiteRow) -> VaultSummary? {
+        guard let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
+        return VaultSummary(
+            id: row.string("id") ?? "", ownerId: row.string("owner_id") ?? "", role: role,
+            encryptedMetadata: row.string("encrypted_metadata") ?? "", wrappedKey: row.string("wrapped_key") ?? "",
+            revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at")
+        )
+    }
+
+    public func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws {
+        try await write { connection in
+            try connection.query(
+                "UPDATE vaults SET encrypted_metadata = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+                [.text(encryptedMetadata), .timestamp(at), .text(id)]
+            )
+        }
+    }
+
+    public func deleteVault(id: String) async throws {
+        try await write { connection in
+            try connection.query("DELETE FROM vaults WHERE id = ?", [.text(id)])
+        }
+    }
+
+    public func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome {
+        // The single writer serializes every change, so reading first and then taking the next
+        // revision cannot race; a conflict writes nothing and takes no revision.
+        try await write { connection in
+            let current = try connection.query("SELECT * FROM items WHERE id = ?", [.text(change.itemId)]).first.map(Self.item)
+            if let current, current.vaultId != change.vaultId {
+                return .notFound
+            }
+            if change.baseVersion == 0 {
+                if let current {
+                    return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
+                }
+            } else {
+                guard let current else { return .notFound }
+                if current.version != change.baseVersion {
+                    if change.isAlreadyApplied(as: current) { return .applied(current) }
+                    let base = try connection.query(
+                        "SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.text(change.itemId), .integer(change.baseVersion)]
+                    ).first.map(Self.version)
+                    return .conflict(current: current, base: base)
+                }
+            }
+            guard let revision = try connection.query(
+                "UPDATE vaults SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",
+                [.timestamp(change.at), .text(change.vaultId)]
+            ).first?.int64("revision") else {
+                return .notFound
+            }
+            let version = (current?.version ?? 0) + 1
+            let data: SQLiteData = change.encryptedData.map { .text($0) } ?? .null
+            try connection.query(
+                """
+                INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+                ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
+                    revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
+                """,
+                [.text(change.itemId), .text(change.vaultId), data, .integer(version), .integer(Int(revision)),
+                 .integer(change.deleted ? 1 : 0), .timestamp(change.at), .text(change.deviceId)]
+            )
+            try connection.query(
+                """
+                INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [.text(change.itemId), .integer(version), data, .integer(change.deleted ? 1 : 0), .integer(Int(revision)),
+                 .timestamp(change.at), .text(change.deviceId), change.resolution.map { .text($0) } ?? .null]
+            )
+            if version > change.versionsKept {
+                try connection.query(
+                    "DELETE FROM item_versions WHERE item_id = ? AND version <= ?", [.text(change.itemId), .integer(version - change.versionsKept)]
+                )
+            }
+            return .applied(
+                Item(
+                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
+                    deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
+                )
+            )
+        }
+    }
+
+    private static func item(_ row: SQLiteResultRow) -> Item {
+        Item(
+            id: row.string("id") ?? "", vaultId: row.string("vault_id") ?? "", encryptedData: row.string("encrypted_data"),
+            version: row.int("version") ?? 0, revision: row.int64("revision") ?? 0, deleted: row.int("deleted") == 1,
+            createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"), deviceId: row.string("device_id")
+        )
+    }
+
+    private static func item(_ row: SQLiteRow) -> Item {
+        Item(
+            id: row.string("id") ?? "", vaultId: row.string("vault_id") ?? "", encryptedData: row.string("encrypted_data"),
+            version: row.int("version") ?? 0, revision: row.int64("revision") ?? 0, deleted: row.int("deleted") == 1,
+            createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"), deviceId: row.string("device_id")
+        )
+    }
+
+    private static func version(_ row: SQLiteResultRow) -> ItemVersion {
+        ItemVersion(
+            version: row.int("version") ?? 0, encryptedData: row.string("encrypted_data"), deleted: row.int("deleted") == 1,
+            revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), deviceId: row.string("device_id"),
+            resolution: row.string("resolution")
+        )
+    }
+
+    public func item(id: String) async throws -> Item? {
+        try await read { try await $0.query("SELECT * FROM items WHERE id = ?", [.text(id)]).first.map(Self.item) }
+    }
+
+    public func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item] {
+        try await read { connection in
+            try await connection.query(
+                "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?",
+                [.text(vaultId), .integer(Int(since)), .integer(limit)]
+            ).map(Self.item)
+        }
+    }
+
+    public func itemVersions(itemId: String) async throws -> [ItemVersion] {
+        try await read { connection in
+            try await connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map { row in
+                ItemVersion(
+                    version: row.int("version") ?? 0, encryptedData: row.string("encrypted_data"), deleted: row.int("deleted") == 1,
+                    revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), deviceId: row.string("device_id"),
+                    resolution: row.string("resolution")
+                )
+            }
+        }
+    }
+
+    public func recordServerResolution(itemId: String, version: Int, deviceId: String, at: Timestamp) async throws {
+        try await write { connection in
+            try connection.query(
+                "INSERT INTO item_resolutions (item_id, version, strategy, device_id, created_at) VALUES (?, ?, 'server', ?, ?)",
+                [.text(itemId), .integer(version), .text(deviceId), .timestamp(at)]
+            )
+            try connection.query(
+                "UPDATE item_versions SET resolution = 'server' WHERE item_id = ? AND version = ?", [.text(itemId), .integer(version)]
+            )
+        }
+    }
+
+    public func vaultStatus(ids: [String]) async throws -> [VaultStatus] {
+        guard !ids.isEmpty else { return [] }
+        return try await read { connection in
+            var statuses: [VaultStatus] = []
+            for id in ids {
+                if let row = try await connection.query(
+                    """
+                    SELECT v.id, v.revision, v.updated_at,
+                           (SELECT COUNT(*) FROM items i WHERE i.vault_id = v.id AND i.deleted = 0) AS item_count,
+                           (SELECT MAX(updated_at) FROM items i WHERE i.vault_id = v.id) AS last_change
+                    FROM vaults v WHERE v.id = ?
+                    """,
+                    [.text(id)]
+                ).first {
+                    statuses.append(
+                        VaultStatus(
+                            vaultId: id, revision: row.int64("revision") ?? 0, itemCount: row.int("item_count") ?? 0,
+                            lastChange: row.int64("last_change").map(Timestamp.init(milliseconds:))
+                        )
+                    )
+                }
+            }
+            return statuses
+        }
+    }
+}

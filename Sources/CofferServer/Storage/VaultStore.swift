@@ -1,0 +1,84 @@
+import CofferProtocol
+
+/// Vaults, memberships, items and their history (SPEC.md §6). Every change inside a vault takes
+/// the next vault revision inside its own transaction, so revisions have no gaps or duplicates
+/// and become visible in order.
+public protocol VaultStore: Sendable {
+    /// Creates a vault with its owner as first member; `StoreError.vaultExists` if the id is taken.
+    func createVault(id: String, ownerId: String, encryptedMetadata: String, wrappedKey: String, at: Timestamp) async throws -> VaultSummary
+    /// Every vault the user is a member of.
+    func vaults(userId: String) async throws -> [VaultSummary]
+    /// The vault as this user sees it, or nil for a non-member.
+    func vault(id: String, userId: String) async throws -> VaultSummary?
+    /// Replaces the metadata; counts as a change inside the vault.
+    func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws
+    /// Deletes the vault, its members, items and history.
+    func deleteVault(id: String) async throws
+
+    /// Applies one change to one item atomically (see `ItemChange`).
+    func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome
+    func item(id: String) async throws -> Item?
+    /// Items (tombstones included) changed after `since`, in revision order.
+    func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item]
+    /// Kept versions, newest first.
+    func itemVersions(itemId: String) async throws -> [ItemVersion]
+    /// Records that a conflict was resolved by keeping the server's version.
+    func recordServerResolution(itemId: String, version: Int, deviceId: String, at: Timestamp) async throws
+    /// Per vault: revision, live item count and time of the last change.
+    func vaultStatus(ids: [String]) async throws -> [VaultStatus]
+}
+
+/// A create (`baseVersion` 0), update, delete or restore of one item.
+public struct ItemChange: Sendable {
+    public var vaultId: String
+    public var itemId: String
+    public var baseVersion: Int
+    /// Nil when deleting.
+    public var encryptedData: String?
+    public var deleted: Bool
+    public var deviceId: String
+    public var at: Timestamp
+    public var versionsKept: Int
+    /// `client` when this change resolves a conflict.
+    public var resolution: String?
+
+    public init(
+        vaultId: String, itemId: String, baseVersion: Int, encryptedData: String?, deleted: Bool, deviceId: String,
+        at: Timestamp, versionsKept: Int, resolution: String? = nil
+    ) {
+        self.vaultId = vaultId
+        self.itemId = itemId
+        self.baseVersion = baseVersion
+        self.encryptedData = encryptedData
+        self.deleted = deleted
+        self.deviceId = deviceId
+        self.at = at
+        self.versionsKept = versionsKept
+        self.resolution = resolution
+    }
+}
+
+public enum ItemChangeOutcome: Sendable, Equatable {
+    /// Applied now, or already applied by an earlier identical request (a retry): same version either way.
+    case applied(Item)
+    /// The base version is not the current one; nothing was written.
+    case conflict(current: Item, base: ItemVersion?)
+    /// No such item in this vault (for an update or delete).
+    case notFound
+}
+
+public struct VaultStatus: Sendable, Equatable, Codable {
+    public var vaultId: String
+    public var revision: Int64
+    public var itemCount: Int
+    public var lastChange: Timestamp?
+}
+
+extension ItemChange {
+    /// Whether `current` is exactly what this change would have written on top of `baseVersion`:
+    /// then the change is a retry of one already applied, and answers the same result.
+    func isAlreadyApplied(as current: Item) -> Bool {
+        current.version == baseVersion + 1 && current.deleted == deleted && current.encryptedData == encryptedData
+            && current.deviceId == deviceId
+    }
+}

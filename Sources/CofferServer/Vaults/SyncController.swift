@@ -1,0 +1,153 @@
+import CofferProtocol
+import Foundation
+import Hummingbird
+
+/// The sync protocol (SPEC.md §7): pull by revision cursor, push of independent atomic changes,
+/// status, and conflict resolution.
+struct SyncController {
+    let store: any Store
+    let configuration: ServerConfiguration
+    let clock: @Sendable () -> Timestamp
+    let vaults: VaultsController
+    let access: VaultAuthorization
+
+    static let maximumPullLimit = 5000
+    static let maximumPushChanges = 1000
+
+    func addRoutes(to authenticated: RouterGroup<AppRequestContext>) {
+        authenticated.post("sync/pull", use: pull)
+        authenticated.post("sync/push", use: push)
+        authenticated.get("sync/status", use: status)
+        authenticated.post("sync/resolve", use: resolve)
+    }
+
+    static let routes: [(path: String, methods: [HTTPRequest.Method])] = [
+        ("/api/sync/pull", [.post]), ("/api/sync/push", [.post]), ("/api/sync/status", [.get]), ("/api/sync/resolve", [.post]),
+    ]
+
+    @Sendable func pull(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        var request = request
+        let body = try await request.decodeJSON(PullRequest.self, limit: configuration.maxRequestBody)
+        var budget = body.limit ?? 1000
+        guard (1...Self.maximumPullLimit).contains(budget) else {
+            throw APIError.invalidField("limit", "must be 1–\(Self.maximumPullLimit)")
+        }
+        var known: [String: Int64] = [:]
+        for (id, cursor) in body.vaults ?? [:] {
+            guard let normalized = VaultIdentifiers.normalized(id) else { throw APIError.invalidField("vaults", "keys must be vault UUIDs") }
+            guard cursor >= 0 else { throw APIError.invalidField("vaults", "cursors must be 0 or more") }
+            known[normalized] = cursor
+        }
+        // Membership is read once, then each vault pages on its own: the answer is bounded by
+        // `limit` items whatever the size of the account.
+        let memberships = try await store.vaults(userId: identity.userId)
+        let readable = Set(memberships.map(\.id))
+        var changes: [VaultChanges] = []
+        for vault in memberships {
+            let cursor = known[vault.id] ?? 0
+            guard budget > 0 else {
+                changes.append(VaultChanges(vaultId: vault.id, items: [], cursor: cursor, hasMore: vault.revision > cursor))
+                continue
+            }
+            let items = try await store.items(vaultId: vault.id, since: cursor, limit: budget + 1)
+            let page = Array(items.prefix(budget))
+            budget -= page.count
+            changes.append(VaultChanges(vaultId: vault.id, items: page, cursor: page.last?.revision ?? cursor, hasMore: items.count > page.count))
+        }
+        let gained = memberships.filter { known[$0.id] == nil }
+        let lost = known.keys.filter { !readable.contains($0) }.sorted()
+        return try JSONResponse.ok(PullResponse(vaults: changes, gained: gained, lost: lost, serverTime: clock()))
+    }
+
+    @Sendable func push(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        var request = request
+        let body = try await request.decodeJSON(PushRequest.self, limit: configuration.maxSyncRequestBody)
+        guard body.changes.count <= Self.maximumPushChanges else {
+            throw APIError(.contentTooLarge, code: ErrorCode.payloadTooLarge, message: "at most \(Self.maximumPushChanges) changes per push")
+        }
+        var results: [PushResult] = []
+        results.reserveCapacity(body.changes.count)
+        var roles: [String: VaultRole?] = [:]
+        for change in body.changes {
+            results.append(await apply(change, identity: identity, roles: &roles))
+        }
+        return try JSONResponse.ok(PushResponse(results: results))
+    }
+
+    /// Each change on its own: a rejected or conflicting change never affects the others.
+    private func apply(_ change: PushChange, identity: AuthIdentity, roles: inout [String: VaultRole?]) async -> PushResult {
+        do {
+            let vaultId = try VaultIdentifiers.require(change.vaultId, field: "vaultId")
+            let itemId = try VaultIdentifiers.require(change.itemId, field: "itemId")
+            guard change.baseVersion >= 0 else { throw APIError.invalidField("baseVersion", "must be 0 (create) or the version changed") }
+            let deleted = change.deleted ?? false
+            if deleted {
+                guard change.baseVersion > 0 else { throw APIError.invalidField("deleted", "needs the baseVersion of the item deleted") }
+            } else {
+                guard let data = change.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
+                try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
+            }
+            if roles[vaultId] == nil {
+                roles[vaultId] = .some(try await store.vault(id: vaultId, userId: identity.userId)?.role)
+            }
+            guard let role = roles[vaultId] ?? nil else { throw VaultAuthorization.notFound("vault") }
+            guard role >= .write else {
+                throw APIError(.forbidden, code: ErrorCode.forbidden, message: "your role in this vault (\(role.rawValue)) does not allow writing")
+            }
+            let outcome = try await store.applyItemChange(
+                vaults.change(vaultId: vaultId, itemId: itemId, baseVersion: change.baseVersion, data: deleted ? nil : change.encryptedData, identity: identity)
+            )
+            switch outcome {
+            case .applied(let item):
+                return PushResult(itemId: itemId, status: .applied, version: item.version, revision: item.revision)
+            case .conflict(let current, let base):
+                return PushResult(itemId: itemId, status: .conflict, current: current, base: base)
+            case .notFound:
+                throw VaultAuthorization.notFound("item")
+            }
+        } catch {
+            let apiError = error as? APIError ?? (error as? StoreError).map(APIError.init) ?? .internalError
+            return PushResult(itemId: change.itemId, status: .rejected, error: ErrorBody(error: apiError.message, code: apiError.code))
+        }
+    }
+
+    @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        let ids = try await store.vaults(userId: identity.userId).map(\.id)
+        let statuses = try await store.vaultStatus(ids: ids).map {
+            VaultSyncStatus(vaultId: $0.vaultId, revision: $0.revision, itemCount: $0.itemCount, lastChange: $0.lastChange)
+        }
+        return try JSONResponse.ok(SyncStatusResponse(vaults: statuses, serverTime: clock()))
+    }
+
+    @Sendable func resolve(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        var request = request
+        let body = try await request.decodeJSON(ResolveRequest.self, limit: configuration.maxItemSize + 64 * 1024)
+        let (item, _) = try await access.requireItem(.write, itemId: body.itemId, userId: identity.userId)
+        try VaultsController.requireBaseVersion(body.baseVersion)
+        switch body.strategy {
+        case "server":
+            guard item.version == body.baseVersion else {
+                return try vaults.respond(.conflict(current: item, base: nil))
+            }
+            try await store.recordServerResolution(itemId: item.id, version: item.version, deviceId: identity.deviceId, at: clock())
+            return try JSONResponse.ok(item)
+        case "client":
+            let deleted = body.deleted ?? false
+            if !deleted {
+                guard let data = body.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
+                try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
+            }
+            let change = vaults.change(
+                vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: deleted ? nil : body.encryptedData,
+                identity: identity, resolution: "client"
+            )
+            return try vaults.respond(try await store.applyItemChange(change))
+        default:
+            throw APIError.invalidField("strategy", "must be client or server")
+        }
+    }
+}
