@@ -55,6 +55,8 @@ enum ClientErrorText {
         case "user_not_found": "no backup user with this username"
         case "rate_limited": "the server is rate limiting these requests: \(serverMessage(error))"
         case "invalid_credentials": "wrong email or password"
+        case "conflict": "the item changed on another device since you loaded it; run the command again to edit the latest version"
+        case "not_found": "not found (or you have no access to it)"
         case "email_taken": "an account with this email already exists"
         case "unauthorized": "your session has ended (logged out, revoked, or password changed elsewhere); run `coffer account login`"
         default: error.description

@@ -1,0 +1,87 @@
+import ArgumentParser
+import CofferKit
+import CofferProtocol
+import Foundation
+
+extension Coffer {
+    /// `coffer vault …`.
+    struct Vault: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List, create and delete vaults (names and contents are encrypted on this device).",
+            subcommands: [List.self, Create.self, Delete.self]
+        )
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List your vaults.")
+            @OptionGroup var options: AccountOptions
+
+            func run() async throws {
+                try await runClientCommand {
+                    let vaults = try await VaultClient(client: options.makeClient()).vaults()
+                    let rows = vaults.map { VaultRow(id: $0.summary.id, name: $0.metadata.name, role: $0.summary.role.rawValue, revision: $0.summary.revision) }
+                    let text = rows.isEmpty ? "No vaults. Create one with `coffer vault create NAME`." :
+                        (["ID                                    ROLE   REVISION  NAME"]
+                            + rows.map { "\($0.id)  \($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String($0.revision).padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.name)" })
+                        .joined(separator: "\n")
+                    try options.client.emit(rows, text: text)
+                }
+            }
+        }
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create a vault.")
+            @OptionGroup var options: AccountOptions
+            @Argument(help: "The vault's name (encrypted; the server never sees it).") var name: String
+
+            func run() async throws {
+                try await runClientCommand {
+                    guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIError("the vault name must not be empty") }
+                    let vault = try await VaultClient(client: options.makeClient()).createVault(name: name)
+                    try options.client.emit(
+                        VaultRow(id: vault.summary.id, name: name, role: vault.summary.role.rawValue, revision: vault.summary.revision),
+                        text: "Created vault \"\(name)\" (\(vault.summary.id))."
+                    )
+                }
+            }
+        }
+
+        struct Delete: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Delete a vault and all its items (owner only).")
+            @OptionGroup var options: AccountOptions
+            @Argument(help: "Vault id or name.") var vault: String
+            @Flag(help: "Do not ask for confirmation.") var yes = false
+
+            func run() async throws {
+                try await runClientCommand {
+                    let vaults = VaultClient(client: try options.makeClient())
+                    let target = try await VaultLookup.find(vault, in: vaults)
+                    if !yes {
+                        print("Delete vault \"\(target.metadata.name)\" and all its items? Type the vault name to confirm: ", terminator: "")
+                        guard readLine() == target.metadata.name else { throw CLIError("not confirmed; nothing was deleted") }
+                    }
+                    try await vaults.deleteVault(id: target.summary.id)
+                    try options.client.emit(SuccessResponse(), text: "Deleted vault \"\(target.metadata.name)\".")
+                }
+            }
+        }
+    }
+}
+
+struct VaultRow: Encodable {
+    var id: String
+    var name: String
+    var role: String
+    var revision: Int64
+}
+
+/// Finds a vault by id or (case-insensitive) name.
+enum VaultLookup {
+    static func find(_ reference: String, in vaults: VaultClient) async throws -> DecryptedVault {
+        let all = try await vaults.vaults()
+        if let byId = all.first(where: { $0.summary.id == reference.lowercased() }) { return byId }
+        let byName = all.filter { $0.metadata.name.lowercased() == reference.lowercased() }
+        guard let match = byName.first else { throw CLIError("no vault \"\(reference)\" (see `coffer vault list`)") }
+        guard byName.count == 1 else { throw CLIError("several vaults are named \"\(reference)\"; use its id") }
+        return match
+    }
+}
