@@ -17,6 +17,8 @@ public protocol VaultStore: Sendable {
 
     /// Applies one change to one item atomically (see `ItemChange`).
     func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome
+    /// Applies changes in order, each atomically; a backend may commit them together.
+    func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome]
     func item(id: String) async throws -> Item?
     /// Items (tombstones included) changed after `since`, in revision order.
     func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item]
@@ -72,6 +74,17 @@ public struct VaultStatus: Sendable, Equatable, Codable {
     public var revision: Int64
     public var itemCount: Int
     public var lastChange: Timestamp?
+}
+
+extension VaultStore {
+    public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
+        var outcomes: [ItemChangeOutcome] = []
+        outcomes.reserveCapacity(changes.count)
+        for change in changes {
+            outcomes.append(try await applyItemChange(change))
+        }
+        return outcomes
+    }
 }
 
 extension ItemChange {

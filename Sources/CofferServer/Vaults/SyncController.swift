@@ -67,50 +67,56 @@ struct SyncController {
         guard body.changes.count <= Self.maximumPushChanges else {
             throw APIError(.contentTooLarge, code: ErrorCode.payloadTooLarge, message: "at most \(Self.maximumPushChanges) changes per push")
         }
-        var results: [PushResult] = []
-        results.reserveCapacity(body.changes.count)
+        // Validate and authorize every change first; then apply the valid ones together.
+        var results: [PushResult?] = Array(repeating: nil, count: body.changes.count)
+        var pending: [(index: Int, change: ItemChange)] = []
         var roles: [String: VaultRole?] = [:]
-        for change in body.changes {
-            results.append(await apply(change, identity: identity, roles: &roles))
+        for (index, change) in body.changes.enumerated() {
+            do {
+                pending.append((index, try await validated(change, identity: identity, roles: &roles)))
+            } catch {
+                results[index] = Self.rejection(change.itemId, error)
+            }
         }
-        return try JSONResponse.ok(PushResponse(results: results))
-    }
-
-    /// Each change on its own: a rejected or conflicting change never affects the others.
-    private func apply(_ change: PushChange, identity: AuthIdentity, roles: inout [String: VaultRole?]) async -> PushResult {
-        do {
-            let vaultId = try VaultIdentifiers.require(change.vaultId, field: "vaultId")
-            let itemId = try VaultIdentifiers.require(change.itemId, field: "itemId")
-            guard change.baseVersion >= 0 else { throw APIError.invalidField("baseVersion", "must be 0 (create) or the version changed") }
-            let deleted = change.deleted ?? false
-            if deleted {
-                guard change.baseVersion > 0 else { throw APIError.invalidField("deleted", "needs the baseVersion of the item deleted") }
-            } else {
-                guard let data = change.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
-                try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
-            }
-            if roles[vaultId] == nil {
-                roles[vaultId] = .some(try await store.vault(id: vaultId, userId: identity.userId)?.role)
-            }
-            guard let role = roles[vaultId] ?? nil else { throw VaultAuthorization.notFound("vault") }
-            guard role >= .write else {
-                throw APIError(.forbidden, code: ErrorCode.forbidden, message: "your role in this vault (\(role.rawValue)) does not allow writing")
-            }
-            let outcome = try await store.applyItemChange(
-                vaults.change(vaultId: vaultId, itemId: itemId, baseVersion: change.baseVersion, data: deleted ? nil : change.encryptedData, identity: identity)
-            )
+        let outcomes = try await store.applyItemChanges(pending.map(\.change))
+        for ((index, change), outcome) in zip(pending, outcomes) {
             switch outcome {
             case .applied(let item):
-                return PushResult(itemId: itemId, status: .applied, version: item.version, revision: item.revision)
+                results[index] = PushResult(itemId: change.itemId, status: .applied, version: item.version, revision: item.revision)
             case .conflict(let current, let base):
-                return PushResult(itemId: itemId, status: .conflict, current: current, base: base)
+                results[index] = PushResult(itemId: change.itemId, status: .conflict, current: current, base: base)
             case .notFound:
-                throw VaultAuthorization.notFound("item")
+                results[index] = Self.rejection(change.itemId, VaultAuthorization.notFound("item"))
             }
-        } catch {
-            let apiError = error as? APIError ?? (error as? StoreError).map(APIError.init) ?? .internalError
-            return PushResult(itemId: change.itemId, status: .rejected, error: ErrorBody(error: apiError.message, code: apiError.code))
         }
+        return try JSONResponse.ok(PushResponse(results: results.compactMap { $0 }))
+    }
+
+    /// Checks one change's shape and the caller's right to write it.
+    private func validated(_ change: PushChange, identity: AuthIdentity, roles: inout [String: VaultRole?]) async throws -> ItemChange {
+        let vaultId = try VaultIdentifiers.require(change.vaultId, field: "vaultId")
+        let itemId = try VaultIdentifiers.require(change.itemId, field: "itemId")
+        guard change.baseVersion >= 0 else { throw APIError.invalidField("baseVersion", "must be 0 (create) or the version changed") }
+        let deleted = change.deleted ?? false
+        if deleted {
+            guard change.baseVersion > 0 else { throw APIError.invalidField("deleted", "needs the baseVersion of the item deleted") }
+        } else {
+            guard let data = change.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
+            try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
+        }
+        if roles[vaultId] == nil {
+            roles[vaultId] = .some(try await store.vault(id: vaultId, userId: identity.userId)?.role)
+        }
+        guard let role = roles[vaultId] ?? nil else { throw VaultAuthorization.notFound("vault") }
+        guard role >= .write else {
+            throw APIError(.forbidden, code: ErrorCode.forbidden, message: "your role in this vault (\(role.rawValue)) does not allow writing")
+        }
+        return vaults.change(vaultId: vaultId, itemId: itemId, baseVersion: change.baseVersion, data: deleted ? nil : change.encryptedData, identity: identity)
+    }
+
+    private static func rejection(_ itemId: String, _ error: any Error) -> PushResult {
+        let apiError = error as? APIError ?? (error as? StoreError).map(APIError.init) ?? .internalError
+        return PushResult(itemId: itemId, status: .rejected, error: ErrorBody(error: apiError.message, code: apiError.code))
     }
 
     @Sendable func status(_ request: Request, context: AppRequestContext) async throws -> Response {

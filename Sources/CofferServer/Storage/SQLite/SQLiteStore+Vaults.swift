@@ -67,65 +67,74 @@ extension SQLiteStore {
     }
 
     public func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome {
-        // The single writer serializes every change, so reading first and then taking the next
-        // revision cannot race; a conflict writes nothing and takes no revision.
-        try await write { connection in
-            let current = try connection.query("SELECT * FROM items WHERE id = ?", [.text(change.itemId)]).first.map(Self.item)
-            if let current, current.vaultId != change.vaultId {
-                return .notFound
+        try await write { connection in try Self.apply(change, on: connection) }
+    }
+
+    /// A whole push in one write transaction: one commit (one fsync) for all its changes. Each change
+    /// is still all-or-nothing; a database error fails the whole push, which the client retries
+    /// safely because an already applied change answers `applied` again.
+    public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
+        try await write { connection in try changes.map { try Self.apply($0, on: connection) } }
+    }
+
+    /// The single writer serializes every change, so reading first and then taking the next
+    /// revision cannot race; a conflict writes nothing and takes no revision.
+    private static func apply(_ change: ItemChange, on connection: SQLiteDirectConnection) throws -> ItemChangeOutcome {
+        let current = try connection.query("SELECT * FROM items WHERE id = ?", [.text(change.itemId)]).first.map(Self.item)
+        if let current, current.vaultId != change.vaultId {
+            return .notFound
+        }
+        if change.baseVersion == 0 {
+            if let current {
+                return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
             }
-            if change.baseVersion == 0 {
-                if let current {
-                    return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
-                }
-            } else {
-                guard let current else { return .notFound }
-                if current.version != change.baseVersion {
-                    if change.isAlreadyApplied(as: current) { return .applied(current) }
-                    let base = try connection.query(
-                        "SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.text(change.itemId), .integer(change.baseVersion)]
-                    ).first.map(Self.version)
-                    return .conflict(current: current, base: base)
-                }
+        } else {
+            guard let current else { return .notFound }
+            if current.version != change.baseVersion {
+                if change.isAlreadyApplied(as: current) { return .applied(current) }
+                let base = try connection.query(
+                    "SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.text(change.itemId), .integer(change.baseVersion)]
+                ).first.map(Self.version)
+                return .conflict(current: current, base: base)
             }
-            guard let revision = try connection.query(
-                "UPDATE vaults SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",
-                [.timestamp(change.at), .text(change.vaultId)]
-            ).first?.int64("revision") else {
-                return .notFound
-            }
-            let version = (current?.version ?? 0) + 1
-            let data: SQLiteData = change.encryptedData.map { .text($0) } ?? .null
+        }
+        guard let revision = try connection.query(
+            "UPDATE vaults SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",
+            [.timestamp(change.at), .text(change.vaultId)]
+        ).first?.int64("revision") else {
+            return .notFound
+        }
+        let version = (current?.version ?? 0) + 1
+        let data: SQLiteData = change.encryptedData.map { .text($0) } ?? .null
+        try connection.query(
+            """
+            INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+            ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
+                revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
+            """,
+            [.text(change.itemId), .text(change.vaultId), data, .integer(version), .integer(Int(revision)),
+             .integer(change.deleted ? 1 : 0), .timestamp(change.at), .text(change.deviceId)]
+        )
+        try connection.query(
+            """
+            INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """,
+            [.text(change.itemId), .integer(version), data, .integer(change.deleted ? 1 : 0), .integer(Int(revision)),
+             .timestamp(change.at), .text(change.deviceId), change.resolution.map { .text($0) } ?? .null]
+        )
+        if version > change.versionsKept {
             try connection.query(
-                """
-                INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
-                ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
-                    revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
-                """,
-                [.text(change.itemId), .text(change.vaultId), data, .integer(version), .integer(Int(revision)),
-                 .integer(change.deleted ? 1 : 0), .timestamp(change.at), .text(change.deviceId)]
-            )
-            try connection.query(
-                """
-                INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [.text(change.itemId), .integer(version), data, .integer(change.deleted ? 1 : 0), .integer(Int(revision)),
-                 .timestamp(change.at), .text(change.deviceId), change.resolution.map { .text($0) } ?? .null]
-            )
-            if version > change.versionsKept {
-                try connection.query(
-                    "DELETE FROM item_versions WHERE item_id = ? AND version <= ?", [.text(change.itemId), .integer(version - change.versionsKept)]
-                )
-            }
-            return .applied(
-                Item(
-                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
-                    deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
-                )
+                "DELETE FROM item_versions WHERE item_id = ? AND version <= ?", [.text(change.itemId), .integer(version - change.versionsKept)]
             )
         }
+        return .applied(
+            Item(
+                id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
+                deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
+            )
+        )
     }
 
     private static func item(_ row: SQLiteResultRow) -> Item {
