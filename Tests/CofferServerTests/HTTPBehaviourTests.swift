@@ -21,7 +21,7 @@ struct HTTPBehaviourTests {
             let openAPI = try await client.get("/openapi.yaml")
             #expect(openAPI.status == .ok)
             let yaml = String(buffer: openAPI.body)
-            for path in ["/api/register:", "/api/backup:", "/api/backup/versions:", "/api/user:", "/health:", "/api/auth/login:", "/api/devices/{id}:", "/api/audit:"] {
+            for path in ["/api/register:", "/api/backup:", "/api/backup/versions:", "/api/user:", "/health:", "/api/auth/login:", "/api/devices/{id}:", "/api/audit:", "/api/vaults/{id}/items:", "/api/sync/pull:", "/api/items/{id}/restore:"] {
                 #expect(yaml.contains(path), "\(path)")
             }
         }

@@ -59,6 +59,24 @@ tags:
     description: The devices that have sessions on the account, and revoking them.
   - name: Audit
     description: The account's security event log.
+  - name: Vaults
+    description: |
+      End-to-end encrypted vaults. A vault's metadata and its members' wrapped copies of the
+      vault key are Coffer envelopes the server cannot read. Each member has a role: `owner` >
+      `admin` > `write` > `read`. A vault (or item) the caller is not a member of answers 404
+      `not_found` exactly like one that does not exist; a member whose role is too low gets
+      403 `forbidden`.
+  - name: Items
+    description: |
+      Encrypted items in vaults. Each change makes a new item version (starting at 1) and
+      bumps the vault revision; changes carry the `baseVersion` they were made on, and a stale
+      one is refused with 409 and a `ConflictResponse`. Deleting leaves a tombstone. The last
+      versions of each item are kept (20 by default) and can be restored. Reading needs the
+      `read` role, changing items needs `write`.
+  - name: Sync
+    description: |
+      The sync protocol: pull changes by per-vault revision cursor, push independent atomic
+      changes, read per-vault status and resolve conflicts.
 paths:
   /health:
     parameters:
@@ -1059,6 +1077,834 @@ paths:
           $ref: '#/components/responses/TooManyRequests'
         default:
           $ref: '#/components/responses/UnexpectedError'
+  /api/vaults:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Vaults]
+      operationId: listVaults
+      summary: List the caller's vaults
+      description: Every vault the caller is a member of, with its role and wrapped vault key.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The vaults.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultsResponse'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    post:
+      tags: [Vaults]
+      operationId: createVault
+      summary: Create a vault
+      description: |
+        Creates a vault with the caller as owner. The client may choose the id (a UUID) so
+        that vaults created offline keep it. Records a `vault_created` audit event.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/CreateVaultRequest'
+            example:
+              id: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+              encryptedMetadata: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+              wrappedKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+      responses:
+        '201':
+          description: The new vault.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultSummary'
+              examples:
+                vault:
+                  $ref: '#/components/examples/VaultSummary'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '409':
+          description: A vault with this id already exists (`vault_exists`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: a vault with this id already exists
+                code: vault_exists
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotVaultEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/vaults/{id}:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/VaultId'
+    get:
+      tags: [Vaults]
+      operationId: getVault
+      summary: Get a vault
+      description: The vault as the caller sees it. Needs the `read` role.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The vault.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultSummary'
+              examples:
+                vault:
+                  $ref: '#/components/examples/VaultSummary'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    put:
+      tags: [Vaults]
+      operationId: updateVault
+      summary: Replace a vault's encrypted metadata
+      description: Needs the `admin` role. Answers the updated vault as the caller sees it.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/UpdateVaultRequest'
+            example:
+              encryptedMetadata: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+      responses:
+        '200':
+          description: The updated vault.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultSummary'
+              examples:
+                vault:
+                  $ref: '#/components/examples/VaultSummary'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotVaultEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    delete:
+      tags: [Vaults]
+      operationId: deleteVault
+      summary: Delete a vault
+      description: |
+        Deletes the vault with its items and memberships. Needs the `owner` role. Records a
+        `vault_deleted` audit event.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/vaults/{id}/items:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/VaultId'
+    get:
+      tags: [Items]
+      operationId: listItems
+      summary: A page of a vault's changes
+      description: |
+        Items (tombstones included) changed after revision `since`, in revision order. When
+        `hasMore` is true, pass `cursor` as `since` to get the next page. Needs the `read` role.
+      security:
+        - bearerAuth: []
+      parameters:
+        - name: since
+          in: query
+          required: false
+          description: Only changes after this vault revision.
+          schema:
+            type: integer
+            format: int64
+            minimum: 0
+            default: 0
+          example: 40
+        - name: limit
+          in: query
+          required: false
+          description: Page size, 1–5000.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 5000
+            default: 500
+          example: 500
+      responses:
+        '200':
+          description: A page of changes.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ItemsPage'
+              example:
+                items:
+                  - id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+                    vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                    encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+                    version: 3
+                    revision: 42
+                    deleted: false
+                    createdAt: '2026-11-20T08:31:00.000Z'
+                    updatedAt: '2026-11-23T10:00:00.123Z'
+                    deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                cursor: 42
+                hasMore: false
+        '400':
+          description: '`since` or `limit` is invalid (`invalid_query`).'
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: query parameter 'limit' must be an integer in 1…5000
+                code: invalid_query
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    post:
+      tags: [Items]
+      operationId: createItem
+      summary: Create an item
+      description: |
+        Creates an item at version 1. The client may choose the id (a UUID) so that items
+        created offline keep it. Retrying an identical create (same id, data and device) that
+        was already applied answers the same item again; an id that is already taken
+        otherwise answers 409 with a `ConflictResponse`. Needs the `write` role.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/CreateItemRequest'
+            example:
+              id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+              encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+      responses:
+        '201':
+          description: The new item (also the answer to a retried identical create).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '409':
+          description: |
+            An item with this id already exists (`conflict`); `current` is that item.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/ConflictResponse'
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotVaultEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/items/{id}:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/ItemId'
+    get:
+      tags: [Items]
+      operationId: getItem
+      summary: Get an item
+      description: The item's current version, or its tombstone. Needs the `read` role.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The item.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+              examples:
+                item:
+                  $ref: '#/components/examples/Item'
+                tombstone:
+                  $ref: '#/components/examples/Tombstone'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    put:
+      tags: [Items]
+      operationId: updateItem
+      summary: Update an item
+      description: |
+        Writes a new version on top of `baseVersion`. A stale `baseVersion` answers 409 with a
+        `ConflictResponse`; a retried identical update answers the same new version. Needs the
+        `write` role.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/UpdateItemRequest'
+            example:
+              baseVersion: 2
+              encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+      responses:
+        '200':
+          description: The item at its new version.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+              examples:
+                item:
+                  $ref: '#/components/examples/Item'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '409':
+          $ref: '#/components/responses/ItemConflict'
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotVaultEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    delete:
+      tags: [Items]
+      operationId: deleteItem
+      summary: Delete an item
+      description: |
+        Deletes the item on top of `baseVersion`, leaving a tombstone (a new version with
+        `deleted` true and no data) that syncs to other devices. A stale `baseVersion` answers
+        409 with a `ConflictResponse`. Needs the `write` role.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/DeleteItemRequest'
+            example:
+              baseVersion: 3
+      responses:
+        '200':
+          description: The tombstone.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+              examples:
+                tombstone:
+                  $ref: '#/components/examples/Tombstone'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '409':
+          $ref: '#/components/responses/ItemConflict'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/items/{id}/versions:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/ItemId'
+    get:
+      tags: [Items]
+      operationId: listItemVersions
+      summary: An item's kept versions
+      description: The kept versions of the item (20 by default), newest first. Needs the `read` role.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/ItemVersions'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    post:
+      tags: [Items]
+      operationId: listItemVersionsPost
+      summary: An item's kept versions (POST form)
+      description: The same as `GET /api/items/{id}/versions`; any request body is ignored.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/ItemVersions'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/items/{id}/restore:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/ItemId'
+    post:
+      tags: [Items]
+      operationId: restoreItem
+      summary: Restore a kept version
+      description: |
+        Writes the content of a kept version (data or deletion) as a new version on top of the
+        current one, so nothing in between is lost; 409 if the item changes concurrently.
+        Needs the `write` role.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/RestoreItemRequest'
+            example:
+              version: 2
+      responses:
+        '200':
+          description: The item at its new version.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+              examples:
+                item:
+                  $ref: '#/components/examples/Item'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          description: |
+            No such item for this caller, or that version of the item is not kept (`not_found`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                noItem:
+                  value:
+                    error: no such item
+                    code: not_found
+                noVersion:
+                  value:
+                    error: version 1 of this item is not kept
+                    code: not_found
+        '409':
+          $ref: '#/components/responses/ItemConflict'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/sync/pull:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Sync]
+      operationId: syncPull
+      summary: Pull changes
+      description: |
+        Answers, for every vault the caller can read, the changes after the cursor the request
+        names for it. Vaults not named are pulled from revision 0 and also listed in `gained`
+        (with their wrapped keys); named vaults the caller cannot read (no longer a member, or
+        deleted) are listed in `lost`. `limit` bounds the items in the whole answer: once it
+        is used up, remaining vaults answer no items with `hasMore` set; pull again with the
+        new cursors.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/PullRequest'
+            example:
+              vaults:
+                3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f: 40
+              limit: 1000
+      responses:
+        '200':
+          description: The changes.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/PullResponse'
+              example:
+                vaults:
+                  - vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                    items:
+                      - id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+                        vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                        encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+                        version: 3
+                        revision: 42
+                        deleted: false
+                        createdAt: '2026-11-20T08:31:00.000Z'
+                        updatedAt: '2026-11-23T10:00:00.123Z'
+                        deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                    cursor: 42
+                    hasMore: false
+                gained: []
+                lost: [9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b]
+                serverTime: '2026-11-23T10:00:01.000Z'
+        '400':
+          description: |
+            Malformed JSON (`invalid_json`) or an invalid field (`invalid_field`): `limit`
+            outside 1–5000, a `vaults` key that is not a UUID or a negative cursor.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: field 'limit' must be 1–5000
+                code: invalid_field
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/sync/push:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Sync]
+      operationId: syncPush
+      summary: Push changes
+      description: |
+        Applies each change on its own, atomically; a rejected or conflicting change never
+        affects the others. `baseVersion` 0 creates the item; otherwise it is the version the
+        change is based on. Each change gets one result, in order: `applied` with the new
+        `version` and `revision`, `conflict` with the server's `current` item and, while kept,
+        the `base` version, or `rejected` with an `error` (`invalid_field`, `not_found`,
+        `forbidden`, `not_ciphertext`, `item_too_large`). A retried identical change answers
+        `applied` with the same version. At most 1000 changes per push.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/PushRequest'
+            example:
+              changes:
+                - vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                  itemId: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+                  baseVersion: 2
+                  encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+                - vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                  itemId: 2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f
+                  baseVersion: 5
+                  deleted: true
+      responses:
+        '200':
+          description: One result per change.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/PushResponse'
+              example:
+                results:
+                  - itemId: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+                    status: applied
+                    version: 3
+                    revision: 42
+                  - itemId: 2c3d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e6f
+                    status: rejected
+                    error:
+                      error: 'your role in this vault (read) does not allow writing'
+                      code: forbidden
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '413':
+          description: |
+            More than 1000 changes, or a body larger than the sync maximum (32 MiB by default)
+            (`payload_too_large`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: at most 1000 changes per push
+                code: payload_too_large
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/sync/status:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Sync]
+      operationId: syncStatus
+      summary: Per-vault sync status
+      description: For every vault the caller can read, its revision, live item count and time of the last change.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The status.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SyncStatusResponse'
+              example:
+                vaults:
+                  - vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                    revision: 42
+                    itemCount: 17
+                    lastChange: '2026-11-23T10:00:00.123Z'
+                serverTime: '2026-11-23T10:00:01.000Z'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/sync/resolve:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    post:
+      tags: [Sync]
+      operationId: syncResolve
+      summary: Resolve a conflict
+      description: |
+        Resolves a conflict on an item, given the server version the client saw as
+        `baseVersion`. Strategy `client` writes the client's result (`encryptedData`, or a
+        deletion with `deleted` true) as a new version marked `resolution: client`; strategy
+        `server` keeps the server's version and marks it `resolution: server`. Either answers
+        409 with a `ConflictResponse` when `baseVersion` is no longer current. Needs the
+        `write` role; 400 for another strategy.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ResolveRequest'
+            example:
+              itemId: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+              baseVersion: 3
+              encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+              strategy: client
+      responses:
+        '200':
+          description: |
+            The item: its new version for strategy `client`, the unchanged current one for
+            strategy `server`.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Item'
+              examples:
+                item:
+                  $ref: '#/components/examples/Item'
+        '400':
+          description: |
+            Malformed JSON (`invalid_json`), a missing field (`missing_field`) or an invalid
+            field (`invalid_field`): `strategy` other than `client` or `server`, `baseVersion`
+            below 1, or `encryptedData` missing for strategy `client` without `deleted`.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: field 'strategy' must be client or server
+                code: invalid_field
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/ItemNotFound'
+        '409':
+          $ref: '#/components/responses/ItemConflict'
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotVaultEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
 components:
   securitySchemes:
     bearerAuth:
@@ -1116,6 +1962,10 @@ components:
             - signature_invalid
             - signature_stale
             - signature_replayed
+            - conflict
+            - forbidden
+            - vault_exists
+            - item_too_large
             - internal_error
     Health:
       type: object
@@ -1599,6 +2449,405 @@ components:
           type: [integer, 'null']
           format: int64
           description: Pass as `before` to get the next page; absent or null on the last page.
+    VaultRole:
+      type: string
+      description: A member's role in a vault, from most to least powerful.
+      enum: [owner, admin, write, read]
+    ItemEnvelope:
+      type: string
+      description: |
+        A Coffer envelope (base64url, no padding, of version byte 1 ‖ 12-byte nonce ‖
+        ciphertext ‖ 16-byte tag, at least 29 bytes) holding an encrypted item, at most the
+        server's item maximum (1 MiB of text by default). Not an envelope: 422
+        `not_ciphertext`; too large: 413 `item_too_large`.
+      pattern: '^[A-Za-z0-9_-]*$'
+      minLength: 39
+      maxLength: 1048576
+      examples:
+        - 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+    MetadataEnvelope:
+      type: string
+      description: |
+        A Coffer envelope (as `ItemEnvelope`) holding encrypted vault metadata, at most the
+        server's metadata maximum (64 KiB of text by default). Not an envelope: 422
+        `not_ciphertext`; too large: 413 `item_too_large`.
+      pattern: '^[A-Za-z0-9_-]*$'
+      minLength: 39
+      maxLength: 65536
+      examples:
+        - 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+    Revision:
+      type: integer
+      format: int64
+      minimum: 0
+      description: A vault revision; it increases with every change to the vault's items.
+    VaultSummary:
+      type: object
+      description: A vault as one member sees it, with that member's wrapped copy of the vault key and role.
+      required: [id, ownerId, role, encryptedMetadata, wrappedKey, revision, createdAt, updatedAt]
+      properties:
+        id:
+          type: string
+          format: uuid
+        ownerId:
+          type: string
+          format: uuid
+          description: The owner's user id.
+        role:
+          $ref: '#/components/schemas/VaultRole'
+        encryptedMetadata:
+          $ref: '#/components/schemas/MetadataEnvelope'
+        wrappedKey:
+          $ref: '#/components/schemas/Envelope'
+          description: The vault key wrapped for this member.
+        revision:
+          $ref: '#/components/schemas/Revision'
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        updatedAt:
+          $ref: '#/components/schemas/Timestamp'
+    VaultsResponse:
+      type: object
+      required: [vaults]
+      properties:
+        vaults:
+          type: array
+          items:
+            $ref: '#/components/schemas/VaultSummary'
+    CreateVaultRequest:
+      type: object
+      required: [encryptedMetadata, wrappedKey]
+      properties:
+        id:
+          type: [string, 'null']
+          format: uuid
+          description: |
+            The vault id, chosen by the client so that vaults created offline keep it;
+            generated by the server when absent. A taken id answers 409 `vault_exists`.
+        encryptedMetadata:
+          $ref: '#/components/schemas/MetadataEnvelope'
+        wrappedKey:
+          $ref: '#/components/schemas/Envelope'
+          description: The vault key wrapped with the creator's account key (at most 4096 characters).
+    UpdateVaultRequest:
+      type: object
+      required: [encryptedMetadata]
+      properties:
+        encryptedMetadata:
+          $ref: '#/components/schemas/MetadataEnvelope'
+    Item:
+      type: object
+      description: An item as stored; a tombstone (`deleted` true, no `encryptedData`) once deleted.
+      required: [id, vaultId, version, revision, deleted, createdAt, updatedAt]
+      properties:
+        id:
+          type: string
+          format: uuid
+        vaultId:
+          type: string
+          format: uuid
+        encryptedData:
+          $ref: '#/components/schemas/ItemEnvelope'
+          description: The encrypted item; absent on tombstones.
+        version:
+          type: integer
+          minimum: 1
+          description: The item version, 1 on creation and one more on each change.
+        revision:
+          $ref: '#/components/schemas/Revision'
+          description: The vault revision of this item's last change.
+        deleted:
+          type: boolean
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        updatedAt:
+          $ref: '#/components/schemas/Timestamp'
+        deviceId:
+          type: [string, 'null']
+          format: uuid
+          description: The device that made the last change, when known.
+    ItemVersion:
+      type: object
+      description: One kept version of an item.
+      required: [version, deleted, revision, createdAt]
+      properties:
+        version:
+          type: integer
+          minimum: 1
+        encryptedData:
+          $ref: '#/components/schemas/ItemEnvelope'
+          description: The encrypted item at this version; absent when this version is a deletion.
+        deleted:
+          type: boolean
+        revision:
+          $ref: '#/components/schemas/Revision'
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        deviceId:
+          type: [string, 'null']
+          format: uuid
+        resolution:
+          type: [string, 'null']
+          enum: [client, server, null]
+          description: '`client` or `server` when this version records a conflict resolution.'
+    ItemVersionsResponse:
+      type: object
+      required: [versions]
+      properties:
+        versions:
+          type: array
+          description: Kept versions, newest first (20 by default).
+          items:
+            $ref: '#/components/schemas/ItemVersion'
+    ItemsPage:
+      type: object
+      description: A page of a vault's changes (tombstones included) in revision order.
+      required: [items, cursor, hasMore]
+      properties:
+        items:
+          type: array
+          items:
+            $ref: '#/components/schemas/Item'
+        cursor:
+          $ref: '#/components/schemas/Revision'
+          description: Pass as `since` to continue (the last item's revision, or `since` when the page is empty).
+        hasMore:
+          type: boolean
+    CreateItemRequest:
+      type: object
+      required: [encryptedData]
+      properties:
+        id:
+          type: [string, 'null']
+          format: uuid
+          description: |
+            The item id, chosen by the client so that items created offline keep it;
+            generated by the server when absent.
+        encryptedData:
+          $ref: '#/components/schemas/ItemEnvelope'
+    UpdateItemRequest:
+      type: object
+      required: [baseVersion, encryptedData]
+      properties:
+        baseVersion:
+          type: integer
+          minimum: 1
+          description: The item version this change is based on.
+        encryptedData:
+          $ref: '#/components/schemas/ItemEnvelope'
+    DeleteItemRequest:
+      type: object
+      required: [baseVersion]
+      properties:
+        baseVersion:
+          type: integer
+          minimum: 1
+          description: The item version being deleted.
+    RestoreItemRequest:
+      type: object
+      required: [version]
+      properties:
+        version:
+          type: integer
+          description: The kept version to restore.
+    ConflictResponse:
+      type: object
+      description: The body of a 409 on an item change.
+      required: [error, code, current]
+      properties:
+        error:
+          type: string
+        code:
+          type: string
+          const: conflict
+        current:
+          $ref: '#/components/schemas/Item'
+          description: The server's current item.
+        base:
+          $ref: '#/components/schemas/ItemVersion'
+          description: The version the change was based on, while it is still kept.
+    PullRequest:
+      type: object
+      properties:
+        vaults:
+          type: [object, 'null']
+          description: |
+            A cursor (the last revision seen) per known vault id. Vaults the caller can read
+            that are not named are pulled from revision 0 and listed in `gained`.
+          propertyNames:
+            format: uuid
+          additionalProperties:
+            type: integer
+            format: int64
+            minimum: 0
+        limit:
+          type: [integer, 'null']
+          minimum: 1
+          maximum: 5000
+          default: 1000
+          description: Most items in the whole answer, across all vaults.
+    VaultChanges:
+      type: object
+      description: One vault's changes in a pull.
+      required: [vaultId, items, cursor, hasMore]
+      properties:
+        vaultId:
+          type: string
+          format: uuid
+        items:
+          type: array
+          description: Changed items (tombstones included) in revision order.
+          items:
+            $ref: '#/components/schemas/Item'
+        cursor:
+          $ref: '#/components/schemas/Revision'
+          description: The cursor to send for this vault next time.
+        hasMore:
+          type: boolean
+          description: Whether more changes remain (pull again).
+    PullResponse:
+      type: object
+      required: [vaults, gained, lost, serverTime]
+      properties:
+        vaults:
+          type: array
+          description: Every vault the caller can read.
+          items:
+            $ref: '#/components/schemas/VaultChanges'
+        gained:
+          type: array
+          description: Vaults the caller can read that the request did not name.
+          items:
+            $ref: '#/components/schemas/VaultSummary'
+        lost:
+          type: array
+          description: Vault ids the request named that the caller can no longer read (or that no longer exist).
+          items:
+            type: string
+            format: uuid
+        serverTime:
+          $ref: '#/components/schemas/Timestamp'
+    PushChange:
+      type: object
+      description: One change in a push; `baseVersion` 0 creates the item.
+      required: [vaultId, itemId, baseVersion]
+      properties:
+        vaultId:
+          type: string
+          format: uuid
+        itemId:
+          type: string
+          format: uuid
+        baseVersion:
+          type: integer
+          minimum: 0
+          description: 0 to create, otherwise the item version this change is based on.
+        encryptedData:
+          oneOf:
+            - $ref: '#/components/schemas/ItemEnvelope'
+            - type: 'null'
+          description: Required unless `deleted` is true.
+        deleted:
+          type: [boolean, 'null']
+          default: false
+          description: Deletes the item (needs a `baseVersion` of 1 or more).
+    PushRequest:
+      type: object
+      required: [changes]
+      properties:
+        changes:
+          type: array
+          maxItems: 1000
+          items:
+            $ref: '#/components/schemas/PushChange'
+    PushResult:
+      type: object
+      description: |
+        The outcome of one pushed change: `applied` (with `version` and `revision`),
+        `conflict` (with `current` and, while kept, `base`) or `rejected` (with `error`).
+      required: [itemId, status]
+      properties:
+        itemId:
+          type: string
+        status:
+          type: string
+          enum: [applied, conflict, rejected]
+        version:
+          type: integer
+          minimum: 1
+          description: The item's new version, when applied.
+        revision:
+          $ref: '#/components/schemas/Revision'
+          description: The vault revision of the change, when applied.
+        current:
+          $ref: '#/components/schemas/Item'
+          description: The server's item, on conflict.
+        base:
+          $ref: '#/components/schemas/ItemVersion'
+          description: The version the change was based on, on conflict, while it is still kept.
+        error:
+          $ref: '#/components/schemas/Error'
+          description: |
+            Why, on rejection: `invalid_field`, `not_found` (not a member, or no such item),
+            `forbidden` (role below `write`), `not_ciphertext` or `item_too_large`.
+    PushResponse:
+      type: object
+      required: [results]
+      properties:
+        results:
+          type: array
+          description: One result per change, in request order.
+          items:
+            $ref: '#/components/schemas/PushResult'
+    VaultSyncStatus:
+      type: object
+      required: [vaultId, revision, itemCount]
+      properties:
+        vaultId:
+          type: string
+          format: uuid
+        revision:
+          $ref: '#/components/schemas/Revision'
+        itemCount:
+          type: integer
+          minimum: 0
+          description: Live (not deleted) items.
+        lastChange:
+          $ref: '#/components/schemas/Timestamp'
+          description: The time of the last change; absent when the vault has none.
+    SyncStatusResponse:
+      type: object
+      required: [vaults, serverTime]
+      properties:
+        vaults:
+          type: array
+          items:
+            $ref: '#/components/schemas/VaultSyncStatus'
+        serverTime:
+          $ref: '#/components/schemas/Timestamp'
+    ResolveRequest:
+      type: object
+      required: [itemId, baseVersion, strategy]
+      properties:
+        itemId:
+          type: string
+          format: uuid
+        baseVersion:
+          type: integer
+          minimum: 1
+          description: The server version the client saw (its `current.version` from the conflict).
+        encryptedData:
+          oneOf:
+            - $ref: '#/components/schemas/ItemEnvelope'
+            - type: 'null'
+          description: The merged item; required for strategy `client` unless `deleted` is true.
+        deleted:
+          type: [boolean, 'null']
+          default: false
+          description: With strategy `client`, resolves by deleting the item.
+        strategy:
+          type: string
+          enum: [client, server]
   parameters:
     RequestId:
       name: X-Request-Id
@@ -1646,6 +2895,28 @@ components:
       required: true
       schema:
         $ref: '#/components/schemas/Hash'
+    VaultId:
+      name: id
+      in: path
+      required: true
+      description: |
+        The vault id (a UUID, case-insensitive). An id that is not a UUID, or a vault the
+        caller is not a member of, answers 404 `not_found`.
+      schema:
+        type: string
+        format: uuid
+      example: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+    ItemId:
+      name: id
+      in: path
+      required: true
+      description: |
+        The item id (a UUID, case-insensitive). An id that is not a UUID, or an item in a vault
+        the caller is not a member of, answers 404 `not_found`.
+      schema:
+        type: string
+        format: uuid
+      example: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
   headers:
     X-Request-Id:
       description: The request id (echoed from the request when valid, otherwise generated).
@@ -1892,6 +3163,136 @@ components:
           example:
             error: the access token is invalid or expired
             code: unauthorized
+    VaultBadRequest:
+      description: |
+        Malformed JSON (`invalid_json`), a missing field (`missing_field`) or an invalid field
+        (`invalid_field`); the message names the field, e.g. `id` (must be a UUID) or
+        `baseVersion` (must be 1 or more).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: field 'baseVersion' must be the item version the change is based on (1 or more)
+            code: invalid_field
+    Forbidden:
+      description: |
+        The caller is a member of the vault but its role is too low for this (`forbidden`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: 'your role in this vault (read) does not allow this; it needs write'
+            code: forbidden
+    VaultNotFound:
+      description: |
+        No such vault for this caller (`not_found`): an unknown id, an id that is not a UUID
+        and a vault the caller is not a member of all answer the same.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: no such vault
+            code: not_found
+    ItemNotFound:
+      description: |
+        No such item for this caller (`not_found`): an unknown id, an id that is not a UUID
+        and an item in a vault the caller is not a member of all answer the same.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: no such item
+            code: not_found
+    ItemConflict:
+      description: |
+        The change was based on a version that is no longer current (`conflict`); nothing was
+        written. `current` is the server's item and `base`, while still kept, the version the
+        change was based on. Merge and retry with `current.version` as `baseVersion`.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ConflictResponse'
+          examples:
+            conflict:
+              $ref: '#/components/examples/Conflict'
+    ItemTooLarge:
+      description: |
+        An encrypted field is larger than the server's maximum (`item_too_large`; 1 MiB for
+        `encryptedData`, 64 KiB for `encryptedMetadata` by default), or the whole body is too
+        large (`payload_too_large`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          examples:
+            itemTooLarge:
+              value:
+                error: field 'encryptedData' is larger than 1048576 bytes
+                code: item_too_large
+            payloadTooLarge:
+              value:
+                error: request body is larger than 1114112 bytes
+                code: payload_too_large
+    NotVaultEnvelope:
+      description: |
+        An encrypted field (`encryptedMetadata`, `wrappedKey` or `encryptedData`) is not a
+        Coffer envelope (`not_ciphertext`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: field 'encryptedData' must be a Coffer envelope (base64url ciphertext)
+            code: not_ciphertext
+    ItemVersions:
+      description: The kept versions, newest first.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/ItemVersionsResponse'
+          example:
+            versions:
+              - version: 3
+                encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+                deleted: false
+                revision: 42
+                createdAt: '2026-11-23T10:00:00.123Z'
+                deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+                resolution: client
+              - version: 2
+                encryptedData: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+                deleted: false
+                revision: 40
+                createdAt: '2026-11-22T18:00:00.000Z'
+                deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
   examples:
     SessionResponse:
       summary: A new session
@@ -1906,6 +3307,62 @@ components:
           encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
           publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
           encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+    VaultSummary:
+      summary: A vault as one member sees it
+      value:
+        id: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+        ownerId: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+        role: owner
+        encryptedMetadata: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+        wrappedKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+        revision: 42
+        createdAt: '2026-11-20T08:30:00.000Z'
+        updatedAt: '2026-11-23T10:00:00.123Z'
+    Item:
+      summary: An item
+      value:
+        id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+        vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+        encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+        version: 3
+        revision: 42
+        deleted: false
+        createdAt: '2026-11-20T08:31:00.000Z'
+        updatedAt: '2026-11-23T10:00:00.123Z'
+        deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+    Tombstone:
+      summary: A deleted item (tombstone)
+      value:
+        id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+        vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+        version: 4
+        revision: 43
+        deleted: true
+        createdAt: '2026-11-20T08:31:00.000Z'
+        updatedAt: '2026-11-23T10:05:00.000Z'
+        deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+    Conflict:
+      summary: A stale baseVersion
+      value:
+        error: the item changed since version you based this on; merge with the current version and retry
+        code: conflict
+        current:
+          id: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+          vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+          encryptedData: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+          version: 3
+          revision: 42
+          deleted: false
+          createdAt: '2026-11-20T08:31:00.000Z'
+          updatedAt: '2026-11-23T10:00:00.123Z'
+          deviceId: 1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d
+        base:
+          version: 2
+          encryptedData: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+          deleted: false
+          revision: 40
+          createdAt: '2026-11-22T18:00:00.000Z'
+          deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
 
 """#
 }
