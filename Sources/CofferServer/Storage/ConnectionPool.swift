@@ -1,6 +1,6 @@
 /// A fixed set of connections handed out one task at a time, first come first served.
 ///
-/// With one connection it is the SQLite writer lock; with several, the reader pool.
+/// Used for the SQLite reader connections.
 actor ConnectionPool<Connection: Sendable> {
     private var free: [Connection]
     private var waiters: [CheckedContinuation<Connection, Never>] = []

@@ -3,7 +3,7 @@ import SQLiteNIO
 
 extension SQLiteStore {
     public func serverSecret(named name: String, create: @Sendable () -> String) async throws -> String {
-        if let existing = try await read({ try await $0.query("SELECT value FROM server_secrets WHERE name = ?", [.text(name)]).first?.string("value") }) {
+        if let existing = try await read({ try $0.query("SELECT value FROM server_secrets WHERE name = ?", [.text(name)]).first?.string("value") }) {
             return existing
         }
         let candidate = create()
@@ -15,7 +15,7 @@ extension SQLiteStore {
 
     public func signingKeys() async throws -> [SigningKeyRecord] {
         try await read { connection in
-            try await connection.query("SELECT id, secret, created_at FROM signing_keys ORDER BY created_at DESC").map {
+            try connection.query("SELECT id, secret, created_at FROM signing_keys ORDER BY created_at DESC").map {
                 SigningKeyRecord(id: $0.string("id") ?? "", secret: $0.string("secret") ?? "", createdAt: $0.timestamp("created_at"))
             }
         }
@@ -46,14 +46,14 @@ extension SQLiteStore {
     }
 
     public func account(email: String) async throws -> AccountRecord? {
-        try await read { try await $0.query("SELECT * FROM users WHERE email = ?", [.text(email)]).first.map(Self.account) }
+        try await read { try $0.query("SELECT * FROM users WHERE email = ?", [.text(email)]).first.map(Self.account) }
     }
 
     public func account(id: String) async throws -> AccountRecord? {
-        try await read { try await $0.query("SELECT * FROM users WHERE id = ?", [.text(id)]).first.map(Self.account) }
+        try await read { try $0.query("SELECT * FROM users WHERE id = ?", [.text(id)]).first.map(Self.account) }
     }
 
-    private static func account(_ row: SQLiteRow) -> AccountRecord {
+    private static func account(_ row: SQLiteResultRow) -> AccountRecord {
         AccountRecord(
             id: row.string("id") ?? "", email: row.string("email") ?? "", kdf: row.string("kdf") ?? "", salt: row.string("salt") ?? "",
             loginPublicKey: row.string("login_public_key") ?? "", encryptedAccountKey: row.string("encrypted_account_key") ?? "",
@@ -137,16 +137,9 @@ extension SQLiteStore {
         )
     }
 
-    private static func session(_ row: SQLiteRow) -> SessionRecord {
-        SessionRecord(
-            id: row.string("id") ?? "", userId: row.string("user_id") ?? "", deviceId: row.string("device_id") ?? "",
-            refreshHash: row.string("refresh_hash") ?? "", createdAt: row.timestamp("created_at"), expiresAt: row.timestamp("expires_at")
-        )
-    }
-
     public func activeSession(id: String, at: Timestamp) async throws -> SessionRecord? {
         try await read { connection in
-            try await connection.query(
+            try connection.query(
                 """
                 SELECT s.* FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
                 WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND d.revoked_at IS NULL
@@ -179,7 +172,7 @@ extension SQLiteStore {
 
     public func devices(userId: String) async throws -> [DeviceRecord] {
         try await read { connection in
-            try await connection.query("SELECT * FROM devices WHERE user_id = ? ORDER BY created_at, id", [.text(userId)]).map { row in
+            try connection.query("SELECT * FROM devices WHERE user_id = ? ORDER BY created_at, id", [.text(userId)]).map { row in
                 DeviceRecord(
                     id: row.string("id") ?? "", userId: row.string("user_id") ?? "", name: row.string("name") ?? "",
                     platform: row.string("platform") ?? "", createdAt: row.timestamp("created_at"), lastSeenAt: row.timestamp("last_seen_at"),
@@ -236,7 +229,7 @@ extension SQLiteStore {
 
     public func auditEvents(userId: String, before: Int64?, limit: Int) async throws -> [AuditEventRecord] {
         try await read { connection in
-            try await connection.query(
+            try connection.query(
                 "SELECT * FROM audit_events WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
                 [.text(userId), .integer(Int(before ?? Int64.max)), .integer(limit)]
             ).map { row in
@@ -247,10 +240,6 @@ extension SQLiteStore {
             }
         }
     }
-}
-
-extension SQLiteRow {
-    func timestamp(_ name: String) -> Timestamp { Timestamp(milliseconds: int64(name) ?? 0) }
 }
 
 extension SQLiteData {

@@ -26,7 +26,7 @@ extension SQLiteStore {
 
     public func vaults(userId: String) async throws -> [VaultSummary] {
         try await read { connection in
-            try await connection.query(
+            try connection.query(
                 "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
                 [.text(userId)]
             ).compactMap(Self.vault)
@@ -35,14 +35,14 @@ extension SQLiteStore {
 
     public func vault(id: String, userId: String) async throws -> VaultSummary? {
         try await read { connection in
-            try await connection.query(
+            try connection.query(
                 "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = ? AND m.user_id = ?",
                 [.text(id), .text(userId)]
             ).first.flatMap(Self.vault)
         }
     }
 
-    private static func vault(_ row: SQLiteRow) -> VaultSummary? {
+    private static func vault(_ row: SQLiteResultRow) -> VaultSummary? {
         guard let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
         return VaultSummary(
             id: row.string("id") ?? "", ownerId: row.string("owner_id") ?? "", role: role,
@@ -145,14 +145,6 @@ extension SQLiteStore {
         )
     }
 
-    private static func item(_ row: SQLiteRow) -> Item {
-        Item(
-            id: row.string("id") ?? "", vaultId: row.string("vault_id") ?? "", encryptedData: row.string("encrypted_data"),
-            version: row.int("version") ?? 0, revision: row.int64("revision") ?? 0, deleted: row.int("deleted") == 1,
-            createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"), deviceId: row.string("device_id")
-        )
-    }
-
     private static func version(_ row: SQLiteResultRow) -> ItemVersion {
         ItemVersion(
             version: row.int("version") ?? 0, encryptedData: row.string("encrypted_data"), deleted: row.int("deleted") == 1,
@@ -162,12 +154,12 @@ extension SQLiteStore {
     }
 
     public func item(id: String) async throws -> Item? {
-        try await read { try await $0.query("SELECT * FROM items WHERE id = ?", [.text(id)]).first.map(Self.item) }
+        try await read { try $0.query("SELECT * FROM items WHERE id = ?", [.text(id)]).first.map(Self.item) }
     }
 
     public func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item] {
         try await read { connection in
-            try await connection.query(
+            try connection.query(
                 "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?",
                 [.text(vaultId), .integer(Int(since)), .integer(limit)]
             ).map(Self.item)
@@ -176,7 +168,7 @@ extension SQLiteStore {
 
     public func itemVersions(itemId: String) async throws -> [ItemVersion] {
         try await read { connection in
-            try await connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map { row in
+            try connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map { row in
                 ItemVersion(
                     version: row.int("version") ?? 0, encryptedData: row.string("encrypted_data"), deleted: row.int("deleted") == 1,
                     revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), deviceId: row.string("device_id"),
@@ -203,7 +195,7 @@ extension SQLiteStore {
         return try await read { connection in
             var statuses: [VaultStatus] = []
             for id in ids {
-                if let row = try await connection.query(
+                if let row = try connection.query(
                     """
                     SELECT v.id, v.revision, v.updated_at,
                            (SELECT COUNT(*) FROM items i WHERE i.vault_id = v.id AND i.deleted = 0) AS item_count,

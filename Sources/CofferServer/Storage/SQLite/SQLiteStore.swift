@@ -10,7 +10,7 @@ import SQLiteNIO
 /// reader connections. Commits use `synchronous=FULL`, so a 2xx survives a crash or power loss.
 public final class SQLiteStore: Store {
     private let writer: SQLiteWriteQueue
-    private let readers: ConnectionPool<SQLiteConnection>
+    private let readers: SQLiteReadPool
     private let writerThread: NIOThreadPool
     private let readerThreads: NIOThreadPool
     private let rateLimiter = MemoryRateLimiter()
@@ -33,13 +33,15 @@ public final class SQLiteStore: Store {
             }
             return SQLiteWriterHandle(connection)
         }
-        var readerConnections: [SQLiteConnection] = []
+        var readerConnections: [SQLiteConnectionBox] = []
         for _ in 0..<max(1, readerCount) {
-            let reader = try await SQLiteConnection.open(storage: .file(path: path), threadPool: readerThreads, logger: logger, on: loop)
-            for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=10000", "PRAGMA query_only=ON"] {
-                _ = try await reader.query(pragma)
-            }
-            readerConnections.append(reader)
+            readerConnections.append(try await readerThreads.runIfActive {
+                let reader = try SQLiteDirectConnection(path: path)
+                for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA query_only=ON"] {
+                    try reader.query(pragma)
+                }
+                return SQLiteConnectionBox(reader)
+            })
         }
         return SQLiteStore(
             writer: writer, readers: readerConnections, writerThread: writerThread, readerThreads: readerThreads, logger: logger
@@ -47,10 +49,10 @@ public final class SQLiteStore: Store {
     }
 
     private init(
-        writer: SQLiteWriterHandle, readers: [SQLiteConnection], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
+        writer: SQLiteWriterHandle, readers: [SQLiteConnectionBox], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
     ) {
         self.writer = SQLiteWriteQueue(connection: writer.connection, thread: writerThread)
-        self.readers = ConnectionPool(readers)
+        self.readers = SQLiteReadPool(connections: readers.map(\.value), threads: readerThreads)
         self.writerThread = writerThread
         self.readerThreads = readerThreads
         self.logger = logger
@@ -64,18 +66,8 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs `body` on a reader inside one read transaction, so it sees one consistent snapshot.
-    func read<T: Sendable>(_ body: (SQLiteConnection) async throws -> T) async throws -> T {
-        try await readers.with { connection in
-            _ = try await connection.query("BEGIN")
-            do {
-                let result = try await body(connection)
-                _ = try await connection.query("COMMIT")
-                return result
-            } catch {
-                _ = try? await connection.query("ROLLBACK")
-                throw error
-            }
-        }
+    func read<T: Sendable>(_ body: @escaping @Sendable (SQLiteDirectConnection) throws -> T) async throws -> T {
+        try await readers.read(body)
     }
 
     public func migrate() async throws {
@@ -104,15 +96,13 @@ public final class SQLiteStore: Store {
     }
 
     public func ping() async throws {
-        _ = try await readers.with { try await $0.query("SELECT 1") }
+        _ = try await read { try $0.query("SELECT 1") }
     }
 
     public func close() async throws {
         // The future-based close ignores task cancellation, so a cancelled shutdown still closes.
         await writer.close()
-        for connection in await readers.all where !connection.isClosed {
-            try? await connection.close().get()
-        }
+        await readers.close()
         try? await writerThread.shutdownGracefully()
         try? await readerThreads.shutdownGracefully()
     }
@@ -206,13 +196,13 @@ public final class SQLiteStore: Store {
 
     public func backup(userId: String, storageKey: String, version: Int?) async throws -> StoredBackup {
         try await read { connection in
-            guard let head = try await connection.query(
+            guard let head = try connection.query(
                 "SELECT user_id, current_version, created_at FROM backups WHERE storage_key = ?", [.text(storageKey)]
             ).first, head.string("user_id") == userId else {
                 throw StoreError.backupNotFound
             }
             let wanted = version ?? head.int("current_version") ?? 0
-            guard let row = try await connection.query(
+            guard let row = try connection.query(
                 "SELECT data, size, created_at FROM backup_versions WHERE storage_key = ? AND version = ?",
                 [.text(storageKey), .integer(wanted)]
             ).first else {
@@ -230,12 +220,12 @@ public final class SQLiteStore: Store {
 
     public func backupVersions(userId: String, storageKey: String) async throws -> [BackupVersionSummary] {
         try await read { connection in
-            guard let head = try await connection.query(
+            guard let head = try connection.query(
                 "SELECT user_id FROM backups WHERE storage_key = ?", [.text(storageKey)]
             ).first, head.string("user_id") == userId else {
                 throw StoreError.backupNotFound
             }
-            return try await connection.query(
+            return try connection.query(
                 "SELECT version, size, created_at FROM backup_versions WHERE storage_key = ? ORDER BY version DESC",
                 [.text(storageKey)]
             ).map { row in
@@ -308,8 +298,3 @@ private struct SQLiteWriterHandle: @unchecked Sendable {
     init(_ connection: SQLiteDirectConnection) { self.connection = connection }
 }
 
-extension SQLiteRow {
-    func string(_ name: String) -> String? { column(name)?.string }
-    func int(_ name: String) -> Int? { column(name)?.integer.map { Int($0) } }
-    func int64(_ name: String) -> Int64? { column(name)?.integer.map { Int64($0) } }
-}

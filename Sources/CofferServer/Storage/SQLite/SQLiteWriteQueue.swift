@@ -23,14 +23,14 @@ final class SQLiteWriteQueue: Sendable {
         var draining = false
     }
 
-    private let connection: ConnectionBox
+    private let connection: SQLiteConnectionBox
     private let thread: NIOThreadPool
     private let state = Mutex(State())
     /// Bounds how long one batch holds results back.
     private static let maximumBatch = 128
 
     init(connection: SQLiteDirectConnection, thread: NIOThreadPool) {
-        self.connection = ConnectionBox(connection)
+        self.connection = SQLiteConnectionBox(connection)
         self.thread = thread
     }
 
@@ -124,14 +124,6 @@ final class SQLiteWriteQueue: Sendable {
             }
         }
     }
-}
-
-/// Carries the writer connection to the writer thread. Only `SQLiteWriteQueue.drain` (one batch at
-/// a time, on the one writer thread) and `close` (on the same thread) touch it, so it is never used
-/// concurrently; that is what makes the unchecked Sendable safe.
-private final class ConnectionBox: @unchecked Sendable {
-    let value: SQLiteDirectConnection
-    init(_ value: SQLiteDirectConnection) { self.value = value }
 }
 
 /// Holds one job's result between its run and the commit that makes it final.
