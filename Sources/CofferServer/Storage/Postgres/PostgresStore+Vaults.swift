@@ -73,77 +73,94 @@ extension PostgresStore {
     }
 
     public func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome {
+        try await transaction { connection in try await Self.apply(change, on: connection, logger: logger) }
+    }
+
+    /// A whole push in one transaction: one commit for all its changes. Each change is still
+    /// all-or-nothing; a database error fails the whole push, which the client retries safely
+    /// because an already applied change answers `applied` again.
+    public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
         try await transaction { connection in
-            // The vault row lock orders every change in the vault: revisions are taken and
-            // committed one after another, so a reader never sees revision n+1 without n.
-            var revision: Int64?
-            for try await value in try await connection.query(
-                "SELECT revision FROM vaults WHERE id = \(change.vaultId) FOR UPDATE", logger: logger
-            ).decode(Int64.self) {
-                revision = value
+            var outcomes: [ItemChangeOutcome] = []
+            outcomes.reserveCapacity(changes.count)
+            for change in changes {
+                outcomes.append(try await Self.apply(change, on: connection, logger: logger))
             }
-            guard let revision else { return .notFound }
-            var current: Item?
-            for try await row in try await connection.query(
-                "SELECT \(unescaped: Self.itemColumns) FROM items WHERE id = \(change.itemId)", logger: logger
-            ).decode(ItemRow.self) {
-                current = Self.item(row)
+            return outcomes
+        }
+    }
+
+    private static func apply(_ change: ItemChange, on connection: PostgresConnection, logger: Logger) async throws -> ItemChangeOutcome {
+        // The vault row lock orders every change in the vault: revisions are taken and
+        // committed one after another, so a reader never sees revision n+1 without n.
+        var revision: Int64?
+        for try await value in try await connection.query(
+            "SELECT revision FROM vaults WHERE id = \(change.vaultId) FOR UPDATE", logger: logger
+        ).decode(Int64.self) {
+            revision = value
+        }
+        guard let revision else { return .notFound }
+        var current: Item?
+        for try await row in try await connection.query(
+            "SELECT \(unescaped: Self.itemColumns) FROM items WHERE id = \(change.itemId)", logger: logger
+        ).decode(ItemRow.self) {
+            current = Self.item(row)
+        }
+        if let current, current.vaultId != change.vaultId {
+            return .notFound
+        }
+        if change.baseVersion == 0 {
+            if let current {
+                return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
             }
-            if let current, current.vaultId != change.vaultId {
-                return .notFound
-            }
-            if change.baseVersion == 0 {
-                if let current {
-                    return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
+        } else {
+            guard let current else { return .notFound }
+            if current.version != change.baseVersion {
+                if change.isAlreadyApplied(as: current) { return .applied(current) }
+                var base: ItemVersion?
+                for try await row in try await connection.query(
+                    "SELECT \(unescaped: Self.versionColumns) FROM item_versions WHERE item_id = \(change.itemId) AND version = \(change.baseVersion)",
+                    logger: logger
+                ).decode(VersionRow.self) {
+                    base = Self.version(row)
                 }
-            } else {
-                guard let current else { return .notFound }
-                if current.version != change.baseVersion {
-                    if change.isAlreadyApplied(as: current) { return .applied(current) }
-                    var base: ItemVersion?
-                    for try await row in try await connection.query(
-                        "SELECT \(unescaped: Self.versionColumns) FROM item_versions WHERE item_id = \(change.itemId) AND version = \(change.baseVersion)",
-                        logger: logger
-                    ).decode(VersionRow.self) {
-                        base = Self.version(row)
-                    }
-                    return .conflict(current: current, base: base)
-                }
+                return .conflict(current: current, base: base)
             }
-            let newRevision = revision + 1
-            let version = (current?.version ?? 0) + 1
-            let now = change.at.milliseconds
+        }
+        let newRevision = revision + 1
+        let version = (current?.version ?? 0) + 1
+        let now = change.at.milliseconds
+        try await connection.query(
+            "UPDATE vaults SET revision = \(newRevision), updated_at = \(now) WHERE id = \(change.vaultId)", logger: logger
+        )
+        try await connection.query(
+            """
+            INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
+            VALUES (\(change.itemId), \(change.vaultId), \(change.encryptedData), \(version), \(newRevision), \(change.deleted), \(now), \(now), \(change.deviceId))
+            ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
+                revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
+            """,
+            logger: logger
+        )
+        try await connection.query(
+            """
+            INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
+            VALUES (\(change.itemId), \(version), \(change.encryptedData), \(change.deleted), \(newRevision), \(now), \(change.deviceId), \(change.resolution))
+            """,
+            logger: logger
+        )
+        if version > change.versionsKept {
             try await connection.query(
-                "UPDATE vaults SET revision = \(newRevision), updated_at = \(now) WHERE id = \(change.vaultId)", logger: logger
-            )
-            try await connection.query(
-                """
-                INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
-                VALUES (\(change.itemId), \(change.vaultId), \(change.encryptedData), \(version), \(newRevision), \(change.deleted), \(now), \(now), \(change.deviceId))
-                ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
-                    revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
-                """,
-                logger: logger
-            )
-            try await connection.query(
-                """
-                INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
-                VALUES (\(change.itemId), \(version), \(change.encryptedData), \(change.deleted), \(newRevision), \(now), \(change.deviceId), \(change.resolution))
-                """,
-                logger: logger
-            )
-            if version > change.versionsKept {
-                try await connection.query(
-                    "DELETE FROM item_versions WHERE item_id = \(change.itemId) AND version <= \(version - change.versionsKept)", logger: logger
-                )
-            }
-            return .applied(
-                Item(
-                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: newRevision,
-                    deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
-                )
+                "DELETE FROM item_versions WHERE item_id = \(change.itemId) AND version <= \(version - change.versionsKept)", logger: logger
             )
         }
+        return .applied(
+            Item(
+                id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: newRevision,
+                deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
+            )
+        )
+
     }
 
     private static func item(_ row: ItemRow) -> Item {
