@@ -37,6 +37,9 @@ extension Coffer {
         @Option(help: "Item versions kept per item. (env: COFFER_ITEM_VERSIONS, default: 20)")
         var itemVersions: Int?
 
+        @Option(help: "Largest item envelope (e.g. 1MiB). (env: COFFER_MAX_ITEM_SIZE, default: 1MiB)")
+        var maxItemSize: String?
+
         @Option(help: "Largest request body on other routes (e.g. 1MiB). (env: COFFER_MAX_REQUEST_BODY, default: 1MiB)")
         var maxRequestBody: String?
 
@@ -156,6 +159,7 @@ extension Coffer {
             if let count = try integer(backupVersions, "COFFER_BACKUP_VERSIONS", minimum: 1) { configuration.backupVersionsKept = count }
             if let count = try integer(itemVersions, "COFFER_ITEM_VERSIONS", minimum: 1) { configuration.itemVersionsKept = count }
             if let size = try bytes(maxRequestBody, "COFFER_MAX_REQUEST_BODY") { configuration.maxRequestBody = size }
+            if let size = try bytes(maxItemSize, "COFFER_MAX_ITEM_SIZE") { configuration.maxItemSize = size }
             if let list = try limits(backupWriteLimits, "COFFER_BACKUP_WRITE_LIMITS") { configuration.backupWriteLimits = list }
             if let list = try limits(backupNewKeyLimits, "COFFER_BACKUP_NEW_KEY_LIMITS") { configuration.backupNewKeyLimits = list }
             if let list = try limits(backupNewKeyAddressLimits, "COFFER_BACKUP_NEW_KEY_ADDRESS_LIMITS") { configuration.backupNewKeyAddressLimits = list }
