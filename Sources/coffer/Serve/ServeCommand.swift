@@ -107,6 +107,7 @@ extension Coffer {
                 let app = try await buildApplication(configuration: configuration, logger: logger, registry: registry)
                 logger.info("starting Coffer", metadata: ["version": "0.1.0", "database": "\(configuration.database)"])
                 try await app.runService()
+                logger.info("Coffer stopped")
             } catch {
                 throw CLIError("the server stopped: \(error)")
             }
