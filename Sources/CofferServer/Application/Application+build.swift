@@ -51,6 +51,7 @@ public func buildApplication(
     router.add(middleware: AllowListCORSMiddleware(origins: configuration.corsAllowedOrigins))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: CompressionMiddleware(maximumBody: max(configuration.maxSyncRequestBody, configuration.maxBackupRequestBody)))
     router.add(middleware: AddressRateLimitMiddleware(store: store, limits: configuration.addressLimits, clock: clock))
 
     let tokens = TokenService(
