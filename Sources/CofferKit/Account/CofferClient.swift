@@ -30,12 +30,12 @@ public actor CofferClient {
         let masterKey = try derive(password: password, salt: salt, parameters: kdf)
         let (bundle, secrets) = try AccountKeyBundle.create(masterKey: masterKey, email: email)
         let request = RegisterAccountRequest(
-            email: email, kdf: Self.descriptor(kdf), salt: Base64URL.encode(salt), loginPublicKey: secrets.keys.loginPublicKey,
+            email: email, kdf: kdf.descriptor, salt: Base64URL.encode(salt), loginPublicKey: secrets.keys.loginPublicKey,
             encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey,
             device: device
         )
         let response: SessionResponse = try await api.send(.POST, "/api/auth/register", body: request)
-        return try established(response, email: email, deviceId: device.id, kdf: Self.descriptor(kdf), accountKey: secrets.accountKey)
+        return try established(response, email: email, deviceId: device.id, kdf: kdf.descriptor, accountKey: secrets.accountKey)
     }
 
     /// Logs in by signing a fresh server challenge with the password-derived login key.
@@ -88,13 +88,13 @@ public actor CofferClient {
         let newKeys = try AccountKeys(masterKey: newMaster)
         let proof = try await signedChallenge(action: AuthAction.changePassword, email: session.email, loginKey: oldKeys.loginKey)
         let request = ChangePasswordRequest(
-            challenge: proof.challenge, signature: proof.signature, kdf: Self.descriptor(kdf), salt: Base64URL.encode(newSalt),
+            challenge: proof.challenge, signature: proof.signature, kdf: kdf.descriptor, salt: Base64URL.encode(newSalt),
             loginPublicKey: newKeys.loginPublicKey, encryptedAccountKey: bundle.encryptedAccountKey, encryptedPrivateKey: bundle.encryptedPrivateKey
         )
         let _: SuccessResponse = try await authorized(.POST, "/api/auth/password", body: request)
-        try sessionStore?.rememberKDF(Self.descriptor(kdf), email: session.email)
+        try sessionStore?.rememberKDF(kdf.descriptor, email: session.email)
         if var updated = self.session {
-            updated.kdf = Self.descriptor(kdf)
+            updated.kdf = kdf.descriptor
             updated.keys = AccountKeysPayload(encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey)
             try store(updated)
         }
@@ -198,7 +198,7 @@ public actor CofferClient {
     private func checkedParameters(_ descriptor: KDFDescriptor, email: String) throws -> KDFParameters {
         let parameters: KDFParameters
         do {
-            parameters = try JSONDecoder().decode(KDFParameters.self, from: JSONEncoder().encode(descriptor))
+            parameters = try KDFParameters(descriptor: descriptor)
             try parameters.validate()
         } catch let error as KDFError {
             throw CofferError.weakKeyDerivation(error.description)
@@ -217,9 +217,5 @@ public actor CofferClient {
         case "scrypt": Double(kdf.n ?? 0) * Double(kdf.r ?? 0) * Double(kdf.p ?? 0) * 1_000
         default: Double(kdf.iterations ?? 0)
         }
-    }
-
-    static func descriptor(_ parameters: KDFParameters) -> KDFDescriptor {
-        KDFDescriptor(algorithm: parameters.algorithm.rawValue, iterations: parameters.iterations, n: parameters.n, r: parameters.r, p: parameters.p)
     }
 }

@@ -45,7 +45,7 @@ struct AuthController {
         if let account = try await store.account(email: email), let kdf = try? JSONDecoder().decode(KDFDescriptor.self, from: Data(account.kdf.utf8)) {
             return try JSONResponse.ok(PreloginResponse(kdf: kdf, salt: account.salt))
         }
-        return try JSONResponse.ok(PreloginResponse(kdf: Self.descriptor(.recommended), salt: fake))
+        return try JSONResponse.ok(PreloginResponse(kdf: KDFParameters.recommended.descriptor, salt: fake))
     }
 
     @Sendable func register(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -152,7 +152,7 @@ struct AuthController {
         return try JSONResponse.ok(
             MeResponse(
                 user: UserSummary(id: account.id, email: account.email), deviceId: identity.deviceId, createdAt: account.createdAt,
-                kdf: (try? JSONDecoder().decode(KDFDescriptor.self, from: Data(account.kdf.utf8))) ?? Self.descriptor(.recommended),
+                kdf: (try? JSONDecoder().decode(KDFDescriptor.self, from: Data(account.kdf.utf8))) ?? KDFParameters.recommended.descriptor,
                 keys: Self.keys(account)
             )
         )
@@ -265,7 +265,7 @@ struct AuthController {
     static func validKDF(_ descriptor: KDFDescriptor) throws -> KDFParameters {
         let parameters: KDFParameters
         do {
-            parameters = try JSONDecoder().decode(KDFParameters.self, from: JSONEncoder().encode(descriptor))
+            parameters = try KDFParameters(descriptor: descriptor)
         } catch {
             throw APIError.invalidField("kdf.algorithm", "must be scrypt or pbkdf2-sha256")
         }
@@ -275,10 +275,6 @@ struct AuthController {
             throw APIError(.badRequest, code: ErrorCode.weakKDF, message: "kdf: \(error)")
         }
         return parameters
-    }
-
-    static func descriptor(_ parameters: KDFParameters) -> KDFDescriptor {
-        KDFDescriptor(algorithm: parameters.algorithm.rawValue, iterations: parameters.iterations, n: parameters.n, r: parameters.r, p: parameters.p)
     }
 
     static func json(_ parameters: KDFParameters) throws -> String {

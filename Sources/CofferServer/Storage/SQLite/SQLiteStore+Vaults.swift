@@ -168,13 +168,7 @@ extension SQLiteStore {
 
     public func itemVersions(itemId: String) async throws -> [ItemVersion] {
         try await read { connection in
-            try connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map { row in
-                ItemVersion(
-                    version: row.int("version") ?? 0, encryptedData: row.string("encrypted_data"), deleted: row.int("deleted") == 1,
-                    revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), deviceId: row.string("device_id"),
-                    resolution: row.string("resolution")
-                )
-            }
+            try connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map(Self.version)
         }
     }
 
