@@ -39,6 +39,57 @@ struct SyncAPITests {
         }
     }
 
+    @Test("one push of a create, 24 edits and a stale edit: versions 1…25, history pruned to 20, base found in the same push", arguments: TestBackend.available)
+    func aLongPushOnOneItem(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.router) { client in
+            let alice = try await SignedInUser.register(client)
+            let vault = try await client.createVault(alice)
+            let id = UUID().uuidString.lowercased()
+            var changes = [PushChange(vaultId: vault.id, itemId: id, baseVersion: 0, encryptedData: try envelope())]
+            for version in 1...24 {
+                changes.append(PushChange(vaultId: vault.id, itemId: id, baseVersion: version, encryptedData: try envelope()))
+            }
+            changes.append(PushChange(vaultId: vault.id, itemId: id, baseVersion: 24, encryptedData: try envelope()))
+            let results = try await client.push(alice, changes)
+            #expect(results.prefix(25).map(\.version) == Array(1...25).map(Optional.some))
+            #expect(results.prefix(25).map(\.revision) == Array(1...25).map { Optional.some(Int64($0)) })
+            #expect(results[25].status == .conflict && results[25].current?.version == 25)
+            #expect(results[25].base?.version == 24 && results[25].base?.encryptedData == changes[23].encryptedData)
+            let versions = try await client.authorized(.get, "/api/items/\(id)/versions", token: alice.token).decode(ItemVersionsResponse.self)
+            #expect(versions.versions.map(\.version) == Array((6...25).reversed()))
+            let item = try await client.authorized(.get, "/api/items/\(id)", token: alice.token).decode(Item.self)
+            #expect(item.version == 25 && item.revision == 25 && item.encryptedData == changes[24].encryptedData)
+        }
+    }
+
+    @Test("16 concurrent pushes over two vaults, half in each order: all applied, revisions without gaps", arguments: TestBackend.available)
+    func crossingPushesDoNotDeadlock(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.ahc(.http)) { client in
+            let alice = try await SignedInUser.register(client)
+            let first = try await client.createVault(alice)
+            let second = try await client.createVault(alice)
+            let results = try await withThrowingTaskGroup(of: [PushResult].self) { group in
+                for index in 0..<16 {
+                    group.addTask {
+                        var changes: [PushChange] = []
+                        for vault in index.isMultiple(of: 2) ? [first.id, second.id] : [second.id, first.id] {
+                            for _ in 0..<5 {
+                                changes.append(PushChange(vaultId: vault, itemId: UUID().uuidString.lowercased(), baseVersion: 0, encryptedData: try envelope()))
+                            }
+                        }
+                        return try await client.push(alice, changes)
+                    }
+                }
+                return try await group.reduce(into: [PushResult]()) { $0 += $1 }
+            }
+            #expect(results.count == 160 && results.allSatisfy { $0.status == .applied })
+            let page = try await client.pull(alice, [first.id: 0, second.id: 0], limit: 500)
+            for changes in page.vaults {
+                #expect(changes.items.map(\.revision) == Array(1...80))
+            }
+        }
+    }
+
     @Test(arguments: TestBackend.available)
     func aRetriedPushIsAppliedOnce(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.router) { client in

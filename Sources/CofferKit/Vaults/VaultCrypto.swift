@@ -50,11 +50,11 @@ public enum VaultCrypto {
         }
     }
 
-    private static func open(_ envelope: String, key: SymmetricKey, context: EnvelopeContext, what: String) throws -> Data {
+    private static func open(_ envelope: String, key: SymmetricKey, context: EnvelopeContext, what: @autoclosure () -> String) throws -> Data {
         do {
             return try Envelope.open(envelope, key: key, context: context)
         } catch {
-            throw CofferError.tampered("\(what) failed to decrypt: it was altered, moved, or is not for this key")
+            throw CofferError.tampered("\(what()) failed to decrypt: it was altered, moved, or is not for this key")
         }
     }
 }

@@ -2,6 +2,7 @@ import CofferProtocol
 import Crypto
 import Foundation
 import JWTKit
+import Synchronization
 
 /// Claims of a Coffer access token: user, device and session.
 struct AccessClaims: JWTPayload {
@@ -27,6 +28,11 @@ actor TokenService {
     private var known: Set<String> = []
     private var currentKeyId: String?
     private var currentKeyCreated = Timestamp(milliseconds: 0)
+    /// Tokens whose signature already checked out, with their claims. A token string can only
+    /// map to the claims it was signed with, so a hit skips the signature and JSON work (and the
+    /// hop into this actor) on every later request; expiry is still checked each time.
+    private let verified = Mutex<[String: AccessClaims]>([:])
+    private static let verifiedLimit = 10_000
 
     init(store: any Store, clock: @escaping @Sendable () -> Timestamp, accessLifetime: Int, rotation: Int) {
         self.store = store
@@ -81,7 +87,20 @@ actor TokenService {
     }
 
     /// The claims of a valid, unexpired token; nil otherwise.
-    func verify(_ token: String) async -> AccessClaims? {
+    nonisolated func verify(_ token: String) async -> AccessClaims? {
+        if let claims = verified.withLock({ $0[token] }) {
+            return claims.exp.value > clock().date ? claims : nil
+        }
+        guard let claims = await verifySignature(token) else { return nil }
+        verified.withLock { cache in
+            // Dropping everything at the bound keeps memory fixed; the next requests re-verify.
+            if cache.count >= Self.verifiedLimit { cache.removeAll(keepingCapacity: true) }
+            cache[token] = claims
+        }
+        return claims
+    }
+
+    private func verifySignature(_ token: String) async -> AccessClaims? {
         if let kid = Self.keyId(of: token), !known.contains(kid) {
             // Another instance may have rotated; look once more before refusing.
             try? await reload()

@@ -68,6 +68,11 @@ extension APIError {
             self.init(.forbidden, code: ErrorCode.storageKeyForbidden, message: "this user has backups: deleting it needs one of its storage keys")
         case .rateLimited(let retryAfter, let scope):
             self = .rateLimited(retryAfter: retryAfter, "too many backup writes for this \(scope)")
+        case .busy:
+            self.init(
+                .serviceUnavailable, code: ErrorCode.unavailable, message: "the database is busy with conflicting writes; retry shortly",
+                headers: [.retryAfter: "1"]
+            )
         }
     }
 }

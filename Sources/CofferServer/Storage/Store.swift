@@ -94,6 +94,9 @@ public enum StoreError: Error, Equatable {
     case storageKeyRequired
     /// A write limit kept in the database was reached.
     case rateLimited(retryAfter: Int64, scope: String)
+    /// The database gave up on this transaction because of contention with others (a deadlock or
+    /// serialization failure); nothing was written and the same request can be retried.
+    case busy
 }
 
 /// Write-log arithmetic shared by both backends: given the timestamps of past events (newest window

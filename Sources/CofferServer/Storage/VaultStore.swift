@@ -22,6 +22,9 @@ public protocol VaultStore: Sendable {
     func item(id: String) async throws -> Item?
     /// Items (tombstones included) changed after `since`, in revision order.
     func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item]
+    /// One pull: the user's memberships and, vault by vault in membership order, the items
+    /// changed after each vault's cursor (0 when absent), at most `limit` items in all.
+    func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage
     /// Kept versions, newest first.
     func itemVersions(itemId: String) async throws -> [ItemVersion]
     /// Records that a conflict was resolved by keeping the server's version.
@@ -76,7 +79,49 @@ public struct VaultStatus: Sendable, Equatable, Codable {
     public var lastChange: Timestamp?
 }
 
+/// What a pull reads: memberships and one page of changes per vault.
+public struct ChangesPage: Sendable {
+    public var memberships: [VaultSummary]
+    public var changes: [VaultChanges]
+}
+
+/// Shares `limit` items between a user's vaults in membership order; one instance per pull.
+struct ChangesPager {
+    private var budget: Int
+    private(set) var changes: [VaultChanges] = []
+
+    init(limit: Int) { budget = limit }
+
+    /// How many items to read from the next vault: one more than fits, which tells whether more
+    /// remain. Nil once the budget is spent; then `add` is called with no items.
+    var nextReadLimit: Int? { budget > 0 ? budget + 1 : nil }
+
+    mutating func add(_ vault: VaultSummary, cursor: Int64, items: [Item]?) {
+        guard let items, budget > 0 else {
+            changes.append(VaultChanges(vaultId: vault.id, items: [], cursor: cursor, hasMore: vault.revision > cursor))
+            return
+        }
+        let page = Array(items.prefix(budget))
+        budget -= page.count
+        changes.append(VaultChanges(vaultId: vault.id, items: page, cursor: page.last?.revision ?? cursor, hasMore: items.count > page.count))
+    }
+}
+
 extension VaultStore {
+    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
+        let memberships = try await vaults(userId: userId)
+        var pager = ChangesPager(limit: limit)
+        for vault in memberships {
+            let cursor = cursors[vault.id] ?? 0
+            var items: [Item]?
+            if let readLimit = pager.nextReadLimit {
+                items = try await self.items(vaultId: vault.id, since: cursor, limit: readLimit)
+            }
+            pager.add(vault, cursor: cursor, items: items)
+        }
+        return ChangesPage(memberships: memberships, changes: pager.changes)
+    }
+
     public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
         var outcomes: [ItemChangeOutcome] = []
         outcomes.reserveCapacity(changes.count)

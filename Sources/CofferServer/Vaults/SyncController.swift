@@ -29,7 +29,7 @@ struct SyncController {
         let identity = try context.requireIdentity()
         var request = request
         let body = try await request.decodeJSON(PullRequest.self, limit: configuration.maxRequestBody)
-        var budget = body.limit ?? 1000
+        let budget = body.limit ?? 1000
         guard (1...Self.maximumPullLimit).contains(budget) else {
             throw APIError.invalidField("limit", "must be 1–\(Self.maximumPullLimit)")
         }
@@ -41,20 +41,10 @@ struct SyncController {
         }
         // Membership is read once, then each vault pages on its own: the answer is bounded by
         // `limit` items whatever the size of the account.
-        let memberships = try await store.vaults(userId: identity.userId)
+        let page = try await store.changes(userId: identity.userId, cursors: known, limit: budget)
+        let memberships = page.memberships
         let readable = Set(memberships.map(\.id))
-        var changes: [VaultChanges] = []
-        for vault in memberships {
-            let cursor = known[vault.id] ?? 0
-            guard budget > 0 else {
-                changes.append(VaultChanges(vaultId: vault.id, items: [], cursor: cursor, hasMore: vault.revision > cursor))
-                continue
-            }
-            let items = try await store.items(vaultId: vault.id, since: cursor, limit: budget + 1)
-            let page = Array(items.prefix(budget))
-            budget -= page.count
-            changes.append(VaultChanges(vaultId: vault.id, items: page, cursor: page.last?.revision ?? cursor, hasMore: items.count > page.count))
-        }
+        let changes = page.changes
         let gained = memberships.filter { known[$0.id] == nil }
         let lost = known.keys.filter { !readable.contains($0) }.sorted()
         return try JSONResponse.ok(PullResponse(vaults: changes, gained: gained, lost: lost, serverTime: clock()))

@@ -73,94 +73,158 @@ extension PostgresStore {
     }
 
     public func applyItemChange(_ change: ItemChange) async throws -> ItemChangeOutcome {
-        try await transaction { connection in try await Self.apply(change, on: connection, logger: logger) }
+        try await applyItemChanges([change])[0]
     }
 
-    /// A whole push in one transaction: one commit for all its changes. Each change is still
-    /// all-or-nothing; a database error fails the whole push, which the client retries safely
-    /// because an already applied change answers `applied` again.
+    /// A whole push in one transaction and a fixed number of round trips, whatever its size:
+    /// lock the vaults, read the items, decide every change in memory in push order, then write
+    /// items, versions, pruning and vault revisions with one set-based statement each. A database
+    /// error fails the whole push, which the client retries safely because an already applied
+    /// change answers `applied` again.
     public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
-        try await transaction { connection in
+        guard !changes.isEmpty else { return [] }
+        return try await transaction { connection in
+            // The vault row locks order every change in a vault: revisions are taken and committed
+            // one push after another, so a reader never sees revision n+1 without n. Locking in id
+            // order means two pushes that touch the same vaults cannot wait on each other in a cycle.
+            let vaultIds = Array(Set(changes.map(\.vaultId))).sorted()
+            var revisions: [String: Int64] = [:]
+            for try await (id, revision) in try await connection.query(
+                "SELECT id, revision FROM vaults WHERE id = ANY(\(vaultIds)) ORDER BY id FOR UPDATE", logger: logger
+            ).decode((String, Int64).self) {
+                revisions[id] = revision
+            }
+            // A second statement, so that it reads with a snapshot taken after the locks were granted.
+            var current: [String: Item] = [:]
+            let itemIds = Array(Set(changes.map(\.itemId)))
+            for try await row in try await connection.query(
+                "SELECT \(unescaped: Self.itemColumns) FROM items WHERE id = ANY(\(itemIds))", logger: logger
+            ).decode(ItemRow.self) {
+                let item = Self.item(row)
+                current[item.id] = item
+            }
+
+            var plan = PushPlan()
             var outcomes: [ItemChangeOutcome] = []
             outcomes.reserveCapacity(changes.count)
+            var missingBases: [(index: Int, itemId: String, version: Int)] = []
             for change in changes {
-                outcomes.append(try await Self.apply(change, on: connection, logger: logger))
+                guard let revision = revisions[change.vaultId] else {
+                    outcomes.append(.notFound)
+                    continue
+                }
+                let existing = current[change.itemId]
+                if let existing, existing.vaultId != change.vaultId {
+                    outcomes.append(.notFound)
+                    continue
+                }
+                if change.baseVersion == 0, let existing {
+                    outcomes.append(change.isAlreadyApplied(as: existing) ? .applied(existing) : .conflict(current: existing, base: nil))
+                    continue
+                }
+                if change.baseVersion > 0 {
+                    guard let existing else {
+                        outcomes.append(.notFound)
+                        continue
+                    }
+                    if existing.version != change.baseVersion {
+                        if change.isAlreadyApplied(as: existing) {
+                            outcomes.append(.applied(existing))
+                        } else if let base = plan.version(itemId: change.itemId, version: change.baseVersion) {
+                            outcomes.append(.conflict(current: existing, base: base))
+                        } else {
+                            missingBases.append((outcomes.count, change.itemId, change.baseVersion))
+                            outcomes.append(.conflict(current: existing, base: nil))
+                        }
+                        continue
+                    }
+                }
+                let item = Item(
+                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: (existing?.version ?? 0) + 1,
+                    revision: revision + 1, deleted: change.deleted, createdAt: existing?.createdAt ?? change.at, updatedAt: change.at,
+                    deviceId: change.deviceId
+                )
+                revisions[change.vaultId] = item.revision
+                current[item.id] = item
+                plan.add(item, resolution: change.resolution, versionsKept: change.versionsKept)
+                outcomes.append(.applied(item))
             }
+
+            // The client's base version of each conflict, when still kept (read before any pruning).
+            if !missingBases.isEmpty {
+                var bases: [String: ItemVersion] = [:]
+                for try await row in try await connection.query(
+                    """
+                    SELECT item_id, \(unescaped: Self.versionColumns) FROM item_versions
+                    WHERE (item_id, version) IN (SELECT * FROM UNNEST(\(missingBases.map(\.itemId))::text[], \(missingBases.map(\.version))::int[]))
+                    """,
+                    logger: logger
+                ).decode((String, Int, String?, Bool, Int64, Int64, String?, String?).self) {
+                    bases["\(row.0)/\(row.1)"] = Self.version((row.1, row.2, row.3, row.4, row.5, row.6, row.7))
+                }
+                for missing in missingBases {
+                    guard let base = bases["\(missing.itemId)/\(missing.version)"], case .conflict(let item, _) = outcomes[missing.index] else { continue }
+                    outcomes[missing.index] = .conflict(current: item, base: base)
+                }
+            }
+            guard !plan.versions.isEmpty else { return outcomes }
+            try await write(plan, revisions: revisions, on: connection)
             return outcomes
         }
     }
 
-    private static func apply(_ change: ItemChange, on connection: PostgresConnection, logger: Logger) async throws -> ItemChangeOutcome {
-        // The vault row lock orders every change in the vault: revisions are taken and
-        // committed one after another, so a reader never sees revision n+1 without n.
-        var revision: Int64?
-        for try await value in try await connection.query(
-            "SELECT revision FROM vaults WHERE id = \(change.vaultId) FOR UPDATE", logger: logger
-        ).decode(Int64.self) {
-            revision = value
-        }
-        guard let revision else { return .notFound }
-        var current: Item?
-        for try await row in try await connection.query(
-            "SELECT \(unescaped: Self.itemColumns) FROM items WHERE id = \(change.itemId)", logger: logger
-        ).decode(ItemRow.self) {
-            current = Self.item(row)
-        }
-        if let current, current.vaultId != change.vaultId {
-            return .notFound
-        }
-        if change.baseVersion == 0 {
-            if let current {
-                return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
-            }
-        } else {
-            guard let current else { return .notFound }
-            if current.version != change.baseVersion {
-                if change.isAlreadyApplied(as: current) { return .applied(current) }
-                var base: ItemVersion?
-                for try await row in try await connection.query(
-                    "SELECT \(unescaped: Self.versionColumns) FROM item_versions WHERE item_id = \(change.itemId) AND version = \(change.baseVersion)",
-                    logger: logger
-                ).decode(VersionRow.self) {
-                    base = Self.version(row)
-                }
-                return .conflict(current: current, base: base)
-            }
-        }
-        let newRevision = revision + 1
-        let version = (current?.version ?? 0) + 1
-        let now = change.at.milliseconds
-        try await connection.query(
-            "UPDATE vaults SET revision = \(newRevision), updated_at = \(now) WHERE id = \(change.vaultId)", logger: logger
-        )
+    /// Writes what a push decided: final item rows, new versions, pruned history, vault revisions.
+    private func write(_ plan: PushPlan, revisions: [String: Int64], on connection: PostgresConnection) async throws {
+        // Empty strings stand for NULL: array parameters cannot carry NULLs, and no envelope,
+        // device id or resolution is ever empty.
+        let items = plan.finalItems
         try await connection.query(
             """
             INSERT INTO items (id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id)
-            VALUES (\(change.itemId), \(change.vaultId), \(change.encryptedData), \(version), \(newRevision), \(change.deleted), \(now), \(now), \(change.deviceId))
+            SELECT id, vault_id, NULLIF(data, ''), version, revision, deleted, created_at, updated_at, NULLIF(device, '')
+            FROM UNNEST(\(items.map(\.id))::text[], \(items.map(\.vaultId))::text[], \(items.map { $0.encryptedData ?? "" })::text[],
+                        \(items.map(\.version))::int[], \(items.map(\.revision))::bigint[], \(items.map(\.deleted))::bool[],
+                        \(items.map(\.createdAt.milliseconds))::bigint[], \(items.map(\.updatedAt.milliseconds))::bigint[],
+                        \(items.map { $0.deviceId ?? "" })::text[])
+                AS t(id, vault_id, data, version, revision, deleted, created_at, updated_at, device)
             ON CONFLICT (id) DO UPDATE SET encrypted_data = excluded.encrypted_data, version = excluded.version,
                 revision = excluded.revision, deleted = excluded.deleted, updated_at = excluded.updated_at, device_id = excluded.device_id
             """,
             logger: logger
         )
+        let versions = plan.versions
         try await connection.query(
             """
             INSERT INTO item_versions (item_id, version, encrypted_data, deleted, revision, created_at, device_id, resolution)
-            VALUES (\(change.itemId), \(version), \(change.encryptedData), \(change.deleted), \(newRevision), \(now), \(change.deviceId), \(change.resolution))
+            SELECT item_id, version, NULLIF(data, ''), deleted, revision, created_at, NULLIF(device, ''), NULLIF(resolution, '')
+            FROM UNNEST(\(versions.map(\.item.id))::text[], \(versions.map(\.item.version))::int[],
+                        \(versions.map { $0.item.encryptedData ?? "" })::text[], \(versions.map(\.item.deleted))::bool[],
+                        \(versions.map(\.item.revision))::bigint[], \(versions.map(\.item.updatedAt.milliseconds))::bigint[],
+                        \(versions.map { $0.item.deviceId ?? "" })::text[], \(versions.map { $0.resolution ?? "" })::text[])
+                AS t(item_id, version, data, deleted, revision, created_at, device, resolution)
             """,
             logger: logger
         )
-        if version > change.versionsKept {
+        let pruned = plan.pruning
+        if !pruned.isEmpty {
             try await connection.query(
-                "DELETE FROM item_versions WHERE item_id = \(change.itemId) AND version <= \(version - change.versionsKept)", logger: logger
+                """
+                DELETE FROM item_versions v USING UNNEST(\(pruned.map(\.itemId))::text[], \(pruned.map(\.upTo))::int[]) AS p(item_id, up_to)
+                WHERE v.item_id = p.item_id AND v.version <= p.up_to
+                """,
+                logger: logger
             )
         }
-        return .applied(
-            Item(
-                id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: newRevision,
-                deleted: change.deleted, createdAt: current?.createdAt ?? change.at, updatedAt: change.at, deviceId: change.deviceId
-            )
+        let touched = plan.touchedVaults
+        try await connection.query(
+            """
+            UPDATE vaults v SET revision = u.revision, updated_at = u.updated_at
+            FROM UNNEST(\(touched.map(\.id))::text[], \(touched.map { revisions[$0.id] ?? 0 })::bigint[], \(touched.map(\.at))::bigint[])
+                AS u(id, revision, updated_at)
+            WHERE v.id = u.id
+            """,
+            logger: logger
         )
-
     }
 
     private static func item(_ row: ItemRow) -> Item {
@@ -235,5 +299,49 @@ extension PostgresStore {
         }
         let order = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, $0) })
         return statuses.sorted { (order[$0.vaultId] ?? 0) < (order[$1.vaultId] ?? 0) }
+    }
+}
+
+/// The writes one push decided on, in push order.
+private struct PushPlan {
+    private(set) var versions: [(item: Item, resolution: String?)] = []
+    private var keptVersions: [String: Int] = [:]
+    private var lastChange: [String: Int64] = [:]
+
+    mutating func add(_ item: Item, resolution: String?, versionsKept: Int) {
+        versions.append((item, resolution))
+        keptVersions[item.id] = versionsKept
+        lastChange[item.vaultId] = max(lastChange[item.vaultId] ?? 0, item.updatedAt.milliseconds)
+    }
+
+    /// A version written earlier in this same push.
+    func version(itemId: String, version: Int) -> ItemVersion? {
+        guard let (item, resolution) = versions.last(where: { $0.item.id == itemId && $0.item.version == version }) else { return nil }
+        return ItemVersion(
+            version: item.version, encryptedData: item.encryptedData, deleted: item.deleted, revision: item.revision,
+            createdAt: item.updatedAt, deviceId: item.deviceId, resolution: resolution
+        )
+    }
+
+    /// The last state of each item changed, once each: one upsert row per item.
+    var finalItems: [Item] {
+        var seen: Set<String> = []
+        var items: [Item] = []
+        for (item, _) in versions.reversed() where seen.insert(item.id).inserted {
+            items.append(item)
+        }
+        return items
+    }
+
+    /// Per item whose history outgrew what is kept: the highest version to delete.
+    var pruning: [(itemId: String, upTo: Int)] {
+        finalItems.compactMap { item in
+            let kept = keptVersions[item.id] ?? Int.max
+            return item.version > kept ? (item.id, item.version - kept) : nil
+        }
+    }
+
+    var touchedVaults: [(id: String, at: Int64)] {
+        lastChange.map { ($0.key, $0.value) }.sorted { $0.id < $1.id }
     }
 }

@@ -93,9 +93,16 @@ public final class PostgresStore: Store {
             }
         } catch let error as PostgresTransactionError {
             // Surface the domain error thrown inside the closure, not the wrapper.
-            if let closureError = error.closureError { throw closureError }
+            if let closureError = error.closureError { throw Self.retryable(closureError) ?? closureError }
+            if let commitError = error.commitError, let busy = Self.retryable(commitError) { throw busy }
             throw error
         }
+    }
+
+    /// Deadlock and serialization failures roll the whole transaction back: the caller may retry.
+    private static func retryable(_ error: any Error) -> StoreError? {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return nil }
+        return state == "40P01" || state == "40001" ? .busy : nil
     }
 
     // MARK: Blind backup

@@ -48,10 +48,10 @@ final class SQLiteDirectConnection {
     func query(_ sql: String, _ binds: [SQLiteData] = []) throws -> [SQLiteResultRow] {
         guard let handle else { throw SQLiteWriteError(message: "the database is closed") }
         let statement = try prepared(sql, handle: handle)
-        defer {
-            sqlite_nio_sqlite3_reset(statement)
-            sqlite_nio_sqlite3_clear_bindings(statement)
-        }
+        // No sqlite3_clear_bindings: every call binds all parameters again (copied, so nothing
+        // dangles), and clearing expires any statement whose plan looked at a bound value, which
+        // made SQLite re-prepare such statements on every use.
+        defer { sqlite_nio_sqlite3_reset(statement) }
         for (index, bind) in binds.enumerated() {
             let position = Int32(index + 1)
             let status: Int32

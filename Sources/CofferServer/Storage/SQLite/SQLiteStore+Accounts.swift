@@ -138,7 +138,8 @@ extension SQLiteStore {
     }
 
     public func activeSession(id: String, at: Timestamp) async throws -> SessionRecord? {
-        try await read { connection in
+        // Every authenticated request asks this; see `pointRead`.
+        try await pointRead { connection in
             try connection.query(
                 """
                 SELECT s.* FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id

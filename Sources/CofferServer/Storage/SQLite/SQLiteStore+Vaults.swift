@@ -166,6 +166,37 @@ extension SQLiteStore {
         }
     }
 
+    /// A pull in one read transaction (one snapshot). Most pulls bring a few changes: they are
+    /// read on the caller's thread (`pointRead`) with a cap of `inlinePullLimit` items; only when
+    /// that cap is hit is the pull read again in full on a reader thread.
+    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
+        let inlineLimit = min(limit, Self.inlinePullLimit)
+        let small = try await pointRead { try Self.changes(on: $0, userId: userId, cursors: cursors, limit: inlineLimit) }
+        guard limit > inlineLimit, small.changes.contains(where: \.hasMore) else { return small }
+        return try await read { try Self.changes(on: $0, userId: userId, cursors: cursors, limit: limit) }
+    }
+
+    static let inlinePullLimit = 64
+
+    private static func changes(on connection: SQLiteDirectConnection, userId: String, cursors: [String: Int64], limit: Int) throws -> ChangesPage {
+        let memberships = try connection.query(
+            "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
+            [.text(userId)]
+        ).compactMap(Self.vault)
+        var pager = ChangesPager(limit: limit)
+        for vault in memberships {
+            let cursor = cursors[vault.id] ?? 0
+            let items = try pager.nextReadLimit.map {
+                try connection.query(
+                    "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?",
+                    [.text(vault.id), .integer(Int(cursor)), .integer($0)]
+                ).map(Self.item)
+            }
+            pager.add(vault, cursor: cursor, items: items)
+        }
+        return ChangesPage(memberships: memberships, changes: pager.changes)
+    }
+
     public func itemVersions(itemId: String) async throws -> [ItemVersion] {
         try await read { connection in
             try connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map(Self.version)

@@ -17,6 +17,9 @@ public final class SQLiteStore: Store {
     private let logger: Logger
 
     /// Opens (creating if needed) the database at `path`; `:memory:` is not supported because readers need a shared file.
+    /// Connections for reads run on the caller's thread: one per core can be in use at once.
+    static let pointReaderCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
     public static func open(path: String, readers readerCount: Int = 4, logger: Logger) async throws -> SQLiteStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -34,7 +37,8 @@ public final class SQLiteStore: Store {
             return SQLiteWriterHandle(connection)
         }
         var readerConnections: [SQLiteConnectionBox] = []
-        for _ in 0..<max(1, readerCount) {
+        // One point-read connection per core: the most that can run inline at once.
+        for _ in 0..<(max(1, readerCount) + pointReaderCount) {
             readerConnections.append(try await readerThreads.runIfActive {
                 let reader = try SQLiteDirectConnection(path: path)
                 for pragma in ["PRAGMA foreign_keys=ON", "PRAGMA query_only=ON"] {
@@ -52,7 +56,10 @@ public final class SQLiteStore: Store {
         writer: SQLiteWriterHandle, readers: [SQLiteConnectionBox], writerThread: NIOThreadPool, readerThreads: NIOThreadPool, logger: Logger
     ) {
         self.writer = SQLiteWriteQueue(connection: writer.connection, thread: writerThread)
-        self.readers = SQLiteReadPool(connections: readers.map(\.value), threads: readerThreads)
+        let threadCount = readers.count - Self.pointReaderCount
+        self.readers = SQLiteReadPool(
+            connections: Array(readers.prefix(threadCount)), pointReaders: Array(readers.dropFirst(threadCount)), threads: readerThreads
+        )
         self.writerThread = writerThread
         self.readerThreads = readerThreads
         self.logger = logger
@@ -63,6 +70,11 @@ public final class SQLiteStore: Store {
     /// Runs `body` in a write transaction (group-committed), returning once it is durable.
     func write<T: Sendable>(_ body: @escaping SQLiteWriteQueue.Body<T>) async throws -> T {
         try await writer.write(body)
+    }
+
+    /// Runs a read of a few rows by key inside one read transaction, usually without a thread hop.
+    func pointRead<T: Sendable>(_ body: @escaping @Sendable (SQLiteDirectConnection) throws -> T) async throws -> T {
+        try await readers.pointRead(body)
     }
 
     /// Runs `body` on a reader inside one read transaction, so it sees one consistent snapshot.
