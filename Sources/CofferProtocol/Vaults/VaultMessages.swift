@@ -27,10 +27,13 @@ public struct VaultSummary: Codable, Sendable, Equatable {
     public var revision: Int64
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
+    /// For a shared vault: the user who shared it with the caller. `wrappedKey` is then sealed to
+    /// the caller's sharing key (HPKE) rather than wrapped with its account key.
+    public var sharedBy: String?
 
     public init(
         id: String, ownerId: String, role: VaultRole, encryptedMetadata: String, wrappedKey: String, revision: Int64,
-        createdAt: Timestamp, updatedAt: Timestamp
+        createdAt: Timestamp, updatedAt: Timestamp, sharedBy: String? = nil
     ) {
         self.id = id
         self.ownerId = ownerId
@@ -40,6 +43,7 @@ public struct VaultSummary: Codable, Sendable, Equatable {
         self.revision = revision
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.sharedBy = sharedBy
     }
 }
 

@@ -69,7 +69,10 @@ public func buildApplication(
     let vaults = VaultsController(store: store, configuration: configuration, clock: clock, audit: audit, access: access)
     vaults.addRoutes(to: authenticated)
     SyncController(store: store, configuration: configuration, clock: clock, vaults: vaults, access: access).addRoutes(to: authenticated)
-    for route in BackupController.routes + AuthController.routes + DevicesController.routes + VaultsController.routes + SyncController.routes {
+    SharesController(store: store, configuration: configuration, clock: clock, audit: audit, access: access).addRoutes(to: authenticated)
+    for route in BackupController.routes + AuthController.routes + DevicesController.routes + VaultsController.routes + SyncController.routes
+        + SharesController.routes
+    {
         router.answerMethodNotAllowed(path: route.path, allowed: route.methods)
     }
 

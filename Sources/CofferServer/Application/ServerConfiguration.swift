@@ -57,6 +57,8 @@ public struct ServerConfiguration: Sendable {
     public var loginAddressLimits: [RateLimit] = [RateLimit(count: 20, window: .minute), RateLimit(count: 200, window: .hour)]
     /// Login attempts per account; a short window, so nobody can lock an owner out for long.
     public var loginAccountLimits: [RateLimit] = [RateLimit(count: 10, window: .minute)]
+    /// User lookups (`GET /api/users/lookup`) per account, so the directory cannot be scraped.
+    public var lookupLimits: [RateLimit] = [RateLimit(count: 30, window: .minute), RateLimit(count: 200, window: .day)]
     /// Log level.
     public var logLevel: Logger.Level = .info
     /// Log format.

@@ -68,6 +68,13 @@ extension APIError {
             self.init(.forbidden, code: ErrorCode.storageKeyForbidden, message: "this user has backups: deleting it needs one of its storage keys")
         case .rateLimited(let retryAfter, let scope):
             self = .rateLimited(retryAfter: retryAfter, "too many backup writes for this \(scope)")
+        case .alreadyMember:
+            self.init(.conflict, code: ErrorCode.alreadyMember, message: "this user is already a member of the vault")
+        case .membersChanged:
+            self.init(
+                .conflict, code: ErrorCode.membersChanged,
+                message: "the vault's members changed: wrappedKeys must name every current member exactly once"
+            )
         case .busy:
             self.init(
                 .serviceUnavailable, code: ErrorCode.unavailable, message: "the database is busy with conflicting writes; retry shortly",

@@ -2,7 +2,7 @@ import CofferProtocol
 
 /// Everything the server persists. One protocol, two backends (`SQLiteStore`, `PostgresStore`),
 /// each with hand-written SQL and its own migrations; one contract test suite runs against both.
-public protocol Store: AccountStore, VaultStore {
+public protocol Store: AccountStore, VaultStore, ShareStore {
     /// Applies pending migrations; safe to call on every start and from several instances at once.
     func migrate() async throws
     /// Answers when the database is reachable.
@@ -97,6 +97,10 @@ public enum StoreError: Error, Equatable {
     /// The database gave up on this transaction because of contention with others (a deadlock or
     /// serialization failure); nothing was written and the same request can be retried.
     case busy
+    /// The user is a member of this vault already.
+    case alreadyMember
+    /// A key rotation did not name exactly the vault's current members.
+    case membersChanged
 }
 
 /// Write-log arithmetic shared by both backends: given the timestamps of past events (newest window

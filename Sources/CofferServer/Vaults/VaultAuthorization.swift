@@ -31,6 +31,47 @@ struct VaultAuthorization: Sendable {
         return (item, vault)
     }
 
+    // MARK: Sharing (SPEC.md §8)
+
+    /// Whether a member with role `actor` may grant `role`: owners any role below owner, admins
+    /// only roles below admin, everyone else nothing.
+    static func mayGrant(_ role: VaultRole, as actor: VaultRole) -> Bool {
+        switch actor {
+        case .owner: role < .owner
+        case .admin: role < .admin
+        case .write, .read: false
+        }
+    }
+
+    /// The caller's view of the vault, if it may share it with `role`.
+    func requireSharing(_ role: VaultRole, vaultId: String, userId: String) async throws -> VaultSummary {
+        guard role != .owner else { throw APIError.invalidField("role", "must be read, write or admin") }
+        let vault = try await require(.admin, vaultId: vaultId, userId: userId)
+        guard Self.mayGrant(role, as: vault.role) else { throw Self.forbidden("an admin can share only with roles below admin") }
+        return vault
+    }
+
+    /// A share, if the caller may change its role to `role` (nil: may revoke it). The recipient
+    /// may always leave; managing others' shares needs authority over both the old and new role.
+    func requireShare(id: String, changingTo role: VaultRole?, userId: String) async throws -> (ShareRecord, VaultSummary) {
+        guard let id = VaultIdentifiers.normalized(id), let share = try await store.share(id: id),
+            let vault = try await store.vault(id: share.vaultId, userId: userId)
+        else {
+            throw Self.notFound("share")
+        }
+        if role == nil && share.userId == userId { return (share, vault) }
+        guard vault.role >= .admin else { throw Self.forbidden("your role in this vault (\(vault.role.rawValue)) does not allow managing shares") }
+        if let role, role == .owner { throw APIError.invalidField("role", "must be read, write or admin") }
+        guard Self.mayGrant(share.role, as: vault.role), role.map({ Self.mayGrant($0, as: vault.role) }) ?? true else {
+            throw Self.forbidden("an admin can manage only shares with roles below admin")
+        }
+        return (share, vault)
+    }
+
+    static func forbidden(_ message: String) -> APIError {
+        APIError(.forbidden, code: ErrorCode.forbidden, message: message)
+    }
+
     static func notFound(_ what: String) -> APIError {
         APIError(.notFound, code: ErrorCode.notFound, message: "no such \(what)")
     }

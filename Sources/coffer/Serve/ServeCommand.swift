@@ -85,6 +85,9 @@ extension Coffer {
         @Option(help: "Login attempts per account. (env: COFFER_LOGIN_ACCOUNT_RATE_LIMIT, default: 10/minute)")
         var loginAccountRateLimit: String?
 
+        @Option(help: "User lookups (for sharing) per account. (env: COFFER_LOOKUP_RATE_LIMIT, default: 30/minute,200/day)")
+        var lookupRateLimit: String?
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (env: COFFER_LOG_LEVEL, default: info)")
         var logLevel: String?
 
@@ -180,6 +183,7 @@ extension Coffer {
             if let seconds = try integer(signingKeyRotation, "COFFER_SIGNING_KEY_ROTATION", minimum: 60) { configuration.signingKeyRotation = seconds }
             if let list = try limits(loginRateLimit, "COFFER_LOGIN_RATE_LIMIT") { configuration.loginAddressLimits = list }
             if let list = try limits(loginAccountRateLimit, "COFFER_LOGIN_ACCOUNT_RATE_LIMIT") { configuration.loginAccountLimits = list }
+            if let list = try limits(lookupRateLimit, "COFFER_LOOKUP_RATE_LIMIT") { configuration.lookupLimits = list }
             if let text = value(logLevel, "COFFER_LOG_LEVEL") {
                 guard let level = Logger.Level(rawValue: text.lowercased()) else { throw CLIError("COFFER_LOG_LEVEL=\(text): unknown level") }
                 configuration.logLevel = level

@@ -68,6 +68,7 @@ func testConfiguration(_ backend: TestBackend, _ adjust: (inout ServerConfigurat
     // The PostgreSQL test database is shared by every test, and so are its address counters.
     configuration.loginAddressLimits = []
     configuration.loginAccountLimits = []
+    configuration.lookupLimits = []
     adjust(&configuration)
     return configuration
 }

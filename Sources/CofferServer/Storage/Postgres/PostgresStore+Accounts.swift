@@ -148,13 +148,7 @@ extension PostgresStore {
     }
 
     public func activeSession(id: String, at: Timestamp) async throws -> SessionRecord? {
-        for try await row in try await client.query(
-            """
-            SELECT \(unescaped: Self.sessionColumns) FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
-            WHERE s.id = \(id) AND s.revoked_at IS NULL AND s.expires_at > \(at.milliseconds) AND d.revoked_at IS NULL
-            """,
-            logger: logger
-        ).decode(SessionRow.self) {
+        for try await row in try await client.execute(PostgresStatements.ActiveSession(id: id, at: at.milliseconds), logger: logger) {
             return Self.session(row)
         }
         return nil

@@ -2,7 +2,7 @@ import CofferProtocol
 import PostgresNIO
 
 extension PostgresStore {
-    private typealias VaultRow = (String, String, String, String, String, Int64, Int64, Int64)
+    typealias VaultRow = (String, String, String, String, String, Int64, Int64, Int64, String?)
     private typealias ItemRow = (String, String, String?, Int, Int64, Bool, Int64, Int64, String?)
     private typealias VersionRow = (Int, String?, Bool, Int64, Int64, String?, String?)
     private static let itemColumns = "id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id"
@@ -30,18 +30,17 @@ extension PostgresStore {
     }
 
     public func vaults(userId: String) async throws -> [VaultSummary] {
-        try await vaults(
-            """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at
-            FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = \(userId) ORDER BY v.created_at, v.id
-            """
-        )
+        var vaults: [VaultSummary] = []
+        for try await row in try await client.execute(PostgresStatements.Memberships(userId: userId), logger: logger) {
+            if let vault = Self.vault(row) { vaults.append(vault) }
+        }
+        return vaults
     }
 
     public func vault(id: String, userId: String) async throws -> VaultSummary? {
         try await vaults(
             """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at
+            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.granted_by
             FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = \(id) AND m.user_id = \(userId)
             """
         ).first
@@ -50,15 +49,17 @@ extension PostgresStore {
     private func vaults(_ query: PostgresQuery) async throws -> [VaultSummary] {
         var vaults: [VaultSummary] = []
         for try await row in try await client.query(query, logger: logger).decode(VaultRow.self) {
-            guard let role = VaultRole(rawValue: row.2) else { continue }
-            vaults.append(
-                VaultSummary(
-                    id: row.0, ownerId: row.1, role: role, encryptedMetadata: row.3, wrappedKey: row.4, revision: row.5,
-                    createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7)
-                )
-            )
+            if let vault = Self.vault(row) { vaults.append(vault) }
         }
         return vaults
+    }
+
+    private static func vault(_ row: VaultRow) -> VaultSummary? {
+        guard let role = VaultRole(rawValue: row.2) else { return nil }
+        return VaultSummary(
+            id: row.0, ownerId: row.1, role: role, encryptedMetadata: row.3, wrappedKey: row.4, revision: row.5,
+            createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7), sharedBy: row.8
+        )
     }
 
     public func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws {
@@ -252,10 +253,7 @@ extension PostgresStore {
 
     public func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item] {
         var items: [Item] = []
-        for try await row in try await client.query(
-            "SELECT \(unescaped: Self.itemColumns) FROM items WHERE vault_id = \(vaultId) AND revision > \(since) ORDER BY revision LIMIT \(limit)",
-            logger: logger
-        ).decode(ItemRow.self) {
+        for try await row in try await client.execute(PostgresStatements.ItemsSince(vaultId: vaultId, since: since, limit: limit), logger: logger) {
             items.append(Self.item(row))
         }
         return items

@@ -2,8 +2,8 @@ import CofferProtocol
 import SQLiteNIO
 
 extension SQLiteStore {
-    private static let vaultColumns = """
-        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at
+    static let vaultColumns = """
+        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.granted_by
         """
 
     public func createVault(id: String, ownerId: String, encryptedMetadata: String, wrappedKey: String, at: Timestamp) async throws -> VaultSummary {
@@ -47,7 +47,8 @@ extension SQLiteStore {
         return VaultSummary(
             id: row.string("id") ?? "", ownerId: row.string("owner_id") ?? "", role: role,
             encryptedMetadata: row.string("encrypted_metadata") ?? "", wrappedKey: row.string("wrapped_key") ?? "",
-            revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at")
+            revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"),
+            sharedBy: row.string("granted_by")
         )
     }
 

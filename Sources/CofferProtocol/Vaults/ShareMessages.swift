@@ -1,0 +1,120 @@
+/// `GET /api/users/lookup?email=`: whom to share with, and the sharing key to wrap the vault key to.
+public struct UserLookupResponse: Codable, Sendable, Equatable {
+    public var userId: String
+    public var email: String
+    /// X25519 public key, base64url.
+    public var publicKey: String
+
+    public init(userId: String, email: String, publicKey: String) {
+        self.userId = userId
+        self.email = email
+        self.publicKey = publicKey
+    }
+}
+
+/// `POST /api/vaults/:id/share`: one of `email` or `userId`, a role below owner, and the vault key
+/// sealed to the recipient's sharing key.
+public struct ShareVaultRequest: Codable, Sendable, Equatable {
+    public var email: String?
+    public var userId: String?
+    public var role: VaultRole
+    public var wrappedKey: String
+
+    public init(email: String? = nil, userId: String? = nil, role: VaultRole, wrappedKey: String) {
+        self.email = email
+        self.userId = userId
+        self.role = role
+        self.wrappedKey = wrappedKey
+    }
+}
+
+/// A membership someone granted: who has which role in which vault, and who granted it.
+public struct Share: Codable, Sendable, Equatable {
+    public var id: String
+    public var vaultId: String
+    public var userId: String
+    public var email: String
+    public var role: VaultRole
+    public var grantedBy: String
+    public var grantedByEmail: String
+    public var createdAt: Timestamp
+    public var updatedAt: Timestamp
+
+    public init(
+        id: String, vaultId: String, userId: String, email: String, role: VaultRole, grantedBy: String, grantedByEmail: String,
+        createdAt: Timestamp, updatedAt: Timestamp
+    ) {
+        self.id = id
+        self.vaultId = vaultId
+        self.userId = userId
+        self.email = email
+        self.role = role
+        self.grantedBy = grantedBy
+        self.grantedByEmail = grantedByEmail
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// `GET /api/shares`: vaults shared with the caller, and shares of the vaults the caller manages
+/// (owner or admin).
+public struct SharesResponse: Codable, Sendable, Equatable {
+    public var incoming: [Share]
+    public var outgoing: [Share]
+
+    public init(incoming: [Share], outgoing: [Share]) {
+        self.incoming = incoming
+        self.outgoing = outgoing
+    }
+}
+
+/// `PUT /api/shares/:id`.
+public struct UpdateShareRequest: Codable, Sendable, Equatable {
+    public var role: VaultRole
+    public init(role: VaultRole) { self.role = role }
+}
+
+/// One member of a vault, owner included (`GET /api/vaults/:id/members`).
+public struct VaultMember: Codable, Sendable, Equatable {
+    public var userId: String
+    public var email: String
+    public var role: VaultRole
+    /// The member's X25519 sharing key, base64url: what a key rotation seals the new key to.
+    public var publicKey: String
+    /// Nil for the owner.
+    public var shareId: String?
+    public var grantedBy: String?
+    public var since: Timestamp
+
+    public init(userId: String, email: String, role: VaultRole, publicKey: String, shareId: String?, grantedBy: String?, since: Timestamp) {
+        self.userId = userId
+        self.email = email
+        self.role = role
+        self.publicKey = publicKey
+        self.shareId = shareId
+        self.grantedBy = grantedBy
+        self.since = since
+    }
+}
+
+public struct VaultMembersResponse: Codable, Sendable, Equatable {
+    public var members: [VaultMember]
+    public init(members: [VaultMember]) { self.members = members }
+}
+
+/// `POST /api/vaults/:id/keys`: a new vault key after a revoke. `wrappedKeys` must name every
+/// current member exactly once (user id → that member's wrapped copy), so nobody is left behind.
+public struct RotateVaultKeyRequest: Codable, Sendable, Equatable {
+    public var encryptedMetadata: String
+    public var wrappedKeys: [String: String]
+
+    public init(encryptedMetadata: String, wrappedKeys: [String: String]) {
+        self.encryptedMetadata = encryptedMetadata
+        self.wrappedKeys = wrappedKeys
+    }
+}
+
+extension ErrorCode {
+    public static let alreadyMember = "already_member"
+    public static let membersChanged = "members_changed"
+}

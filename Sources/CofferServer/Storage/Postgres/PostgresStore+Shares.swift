@@ -1,0 +1,104 @@
+import CofferProtocol
+import PostgresNIO
+
+extension PostgresStore {
+    private typealias ShareRow = (String, String, String, String, String, String, String, Int64, Int64)
+    private static let shareSelect = """
+        SELECT m.share_id, m.vault_id, m.user_id, u.email, m.role, m.granted_by, g.email, m.created_at, COALESCE(m.updated_at, m.created_at)
+        FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
+        """
+
+    public func addShare(_ share: ShareRecord, wrappedKey: String) async throws {
+        let inserted = try await client.query(
+            """
+            INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at)
+            VALUES (\(share.vaultId), \(share.userId), \(share.role.rawValue), \(wrappedKey), \(share.createdAt.milliseconds), \(share.id),
+                    \(share.grantedBy), \(share.updatedAt.milliseconds))
+            ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
+            """,
+            logger: logger
+        ).collect()
+        guard !inserted.isEmpty else { throw StoreError.alreadyMember }
+    }
+
+    public func share(id: String) async throws -> ShareRecord? {
+        try await shares("\(unescaped: Self.shareSelect) WHERE m.share_id = \(id)").first
+    }
+
+    public func shares(userId: String) async throws -> (incoming: [ShareRecord], outgoing: [ShareRecord]) {
+        let incoming = try await shares(
+            "\(unescaped: Self.shareSelect) WHERE m.user_id = \(userId) AND m.share_id IS NOT NULL ORDER BY m.created_at, m.share_id"
+        )
+        let outgoing = try await shares(
+            """
+            \(unescaped: Self.shareSelect) JOIN vault_members me ON me.vault_id = m.vault_id AND me.user_id = \(userId) AND me.role IN ('owner', 'admin')
+            WHERE m.share_id IS NOT NULL AND m.user_id <> \(userId) ORDER BY m.created_at, m.share_id
+            """
+        )
+        return (incoming, outgoing)
+    }
+
+    private func shares(_ query: PostgresQuery) async throws -> [ShareRecord] {
+        var shares: [ShareRecord] = []
+        for try await row in try await client.query(query, logger: logger).decode(ShareRow.self) {
+            guard let role = VaultRole(rawValue: row.4) else { continue }
+            shares.append(
+                ShareRecord(
+                    id: row.0, vaultId: row.1, userId: row.2, email: row.3, role: role, grantedBy: row.5, grantedByEmail: row.6,
+                    createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8)
+                )
+            )
+        }
+        return shares
+    }
+
+    public func members(vaultId: String) async throws -> [VaultMember] {
+        var members: [VaultMember] = []
+        for try await row in try await client.query(
+            """
+            SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at
+            FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = \(vaultId)
+            ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
+            """,
+            logger: logger
+        ).decode((String, String, String, String, String?, String?, Int64).self) {
+            guard let role = VaultRole(rawValue: row.2) else { continue }
+            members.append(
+                VaultMember(userId: row.0, email: row.1, role: role, publicKey: row.3, shareId: row.4, grantedBy: row.5, since: Timestamp(milliseconds: row.6))
+            )
+        }
+        return members
+    }
+
+    public func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws {
+        try await client.query("UPDATE vault_members SET role = \(role.rawValue), updated_at = \(at.milliseconds) WHERE share_id = \(id)", logger: logger)
+    }
+
+    public func removeShare(id: String) async throws {
+        try await client.query("DELETE FROM vault_members WHERE share_id = \(id)", logger: logger)
+    }
+
+    public func rotateVaultKey(vaultId: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+        try await transaction { connection in
+            // The vault row lock keeps shares and revokes of this vault out until the rotation commits.
+            _ = try await connection.query("SELECT 1 FROM vaults WHERE id = \(vaultId) FOR UPDATE", logger: logger).collect()
+            var members: [String] = []
+            for try await userId in try await connection.query("SELECT user_id FROM vault_members WHERE vault_id = \(vaultId)", logger: logger).decode(String.self) {
+                members.append(userId)
+            }
+            guard Set(members) == Set(wrappedKeys.keys), members.count == wrappedKeys.count else { throw StoreError.membersChanged }
+            let userIds = Array(wrappedKeys.keys)
+            try await connection.query(
+                """
+                UPDATE vault_members m SET wrapped_key = k.key FROM UNNEST(\(userIds)::text[], \(userIds.map { wrappedKeys[$0] ?? "" })::text[]) AS k(user_id, key)
+                WHERE m.vault_id = \(vaultId) AND m.user_id = k.user_id
+                """,
+                logger: logger
+            )
+            try await connection.query(
+                "UPDATE vaults SET encrypted_metadata = \(encryptedMetadata), revision = revision + 1, updated_at = \(at.milliseconds) WHERE id = \(vaultId)",
+                logger: logger
+            )
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import CofferProtocol
+import SQLiteNIO
+
+extension SQLiteStore {
+    private static let shareSelect = """
+        SELECT m.share_id, m.vault_id, m.user_id, u.email, m.role, m.granted_by, g.email AS granted_by_email, m.created_at,
+               COALESCE(m.updated_at, m.created_at) AS updated_at
+        FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
+        """
+
+    public func addShare(_ share: ShareRecord, wrappedKey: String) async throws {
+        try await write { connection in
+            let inserted = try connection.query(
+                """
+                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
+                """,
+                [
+                    .text(share.vaultId), .text(share.userId), .text(share.role.rawValue), .text(wrappedKey), .timestamp(share.createdAt),
+                    .text(share.id), .text(share.grantedBy), .timestamp(share.updatedAt),
+                ]
+            )
+            guard !inserted.isEmpty else { throw StoreError.alreadyMember }
+        }
+    }
+
+    public func share(id: String) async throws -> ShareRecord? {
+        try await read { try $0.query("\(Self.shareSelect) WHERE m.share_id = ?", [.text(id)]).first.flatMap(Self.share) }
+    }
+
+    public func shares(userId: String) async throws -> (incoming: [ShareRecord], outgoing: [ShareRecord]) {
+        try await read { connection in
+            let incoming = try connection.query(
+                "\(Self.shareSelect) WHERE m.user_id = ? AND m.share_id IS NOT NULL ORDER BY m.created_at, m.share_id", [.text(userId)]
+            ).compactMap(Self.share)
+            let outgoing = try connection.query(
+                """
+                \(Self.shareSelect) JOIN vault_members me ON me.vault_id = m.vault_id AND me.user_id = ? AND me.role IN ('owner', 'admin')
+                WHERE m.share_id IS NOT NULL AND m.user_id <> ? ORDER BY m.created_at, m.share_id
+                """,
+                [.text(userId), .text(userId)]
+            ).compactMap(Self.share)
+            return (incoming, outgoing)
+        }
+    }
+
+    private static func share(_ row: SQLiteResultRow) -> ShareRecord? {
+        guard let id = row.string("share_id"), let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
+        return ShareRecord(
+            id: id, vaultId: row.string("vault_id") ?? "", userId: row.string("user_id") ?? "", email: row.string("email") ?? "", role: role,
+            grantedBy: row.string("granted_by") ?? "", grantedByEmail: row.string("granted_by_email") ?? "",
+            createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at")
+        )
+    }
+
+    public func members(vaultId: String) async throws -> [VaultMember] {
+        try await read { connection in
+            try connection.query(
+                """
+                SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at
+                FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = ?
+                ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
+                """,
+                [.text(vaultId)]
+            ).compactMap { row in
+                guard let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
+                return VaultMember(
+                    userId: row.string("user_id") ?? "", email: row.string("email") ?? "", role: role, publicKey: row.string("public_key") ?? "",
+                    shareId: row.string("share_id"), grantedBy: row.string("granted_by"), since: row.timestamp("created_at")
+                )
+            }
+        }
+    }
+
+    public func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws {
+        try await write { connection in
+            try connection.query("UPDATE vault_members SET role = ?, updated_at = ? WHERE share_id = ?", [.text(role.rawValue), .timestamp(at), .text(id)])
+        }
+    }
+
+    public func removeShare(id: String) async throws {
+        try await write { connection in
+            try connection.query("DELETE FROM vault_members WHERE share_id = ?", [.text(id)])
+        }
+    }
+
+    public func rotateVaultKey(vaultId: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+        try await write { connection in
+            let members = try connection.query("SELECT user_id FROM vault_members WHERE vault_id = ?", [.text(vaultId)]).compactMap { $0.string("user_id") }
+            guard Set(members) == Set(wrappedKeys.keys), members.count == wrappedKeys.count else { throw StoreError.membersChanged }
+            for (userId, key) in wrappedKeys {
+                try connection.query(
+                    "UPDATE vault_members SET wrapped_key = ? WHERE vault_id = ? AND user_id = ?", [.text(key), .text(vaultId), .text(userId)]
+                )
+            }
+            try connection.query(
+                "UPDATE vaults SET encrypted_metadata = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+                [.text(encryptedMetadata), .timestamp(at), .text(vaultId)]
+            )
+        }
+    }
+}
