@@ -79,6 +79,11 @@ public struct AccountKeyBundle: Codable, Sendable, Equatable, Hashable {
         return bundle
     }
 
+    /// The X25519 sharing private key, opened with the account key and checked against `publicKey`.
+    public func openSharingKey(accountKey: SymmetricKey, email: String) throws -> Curve25519.KeyAgreement.PrivateKey {
+        try sharingKey(accountKey: accountKey, owner: AccountEmail.normalized(email))
+    }
+
     /// Opens the sharing private key and checks it against the public key, which no envelope authenticates.
     private func sharingKey(accountKey: SymmetricKey, owner: String) throws(EnvelopeError) -> Curve25519.KeyAgreement.PrivateKey {
         let raw = try Envelope.open(encryptedPrivateKey, key: accountKey, context: Self.sharingKeyContext(owner))

@@ -69,13 +69,13 @@ public struct SessionStore: Sendable {
         try save(all, "kdf.json")
     }
 
-    private func load<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
+    func load<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
         let url = directory.appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         return try JSONDecoder().decode(T.self, from: data)
     }
 
-    private func save<T: Encodable>(_ value: T, _ name: String) throws {
+    func save<T: Encodable>(_ value: T, _ name: String) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -102,6 +102,8 @@ public enum CofferError: Error, Equatable, CustomStringConvertible {
     case tampered(String)
     case notLoggedIn
     case localStorage(String)
+    /// A contact's sharing key differs from the one pinned on first use; the user must verify it.
+    case contactKeyChanged(email: String, pinned: String, offered: String)
 
     public var description: String {
         switch self {
@@ -109,6 +111,9 @@ public enum CofferError: Error, Equatable, CustomStringConvertible {
         case .tampered(let detail): "tamper error: \(detail)"
         case .notLoggedIn: "not logged in: run `coffer account login` first"
         case .localStorage(let detail): "local storage: \(detail)"
+        case .contactKeyChanged(let email, let pinned, let offered):
+            "the sharing key of \(email) changed since it was pinned (pinned fingerprint \(pinned), now \(offered)); "
+                + "verify it with them, then run `coffer contacts verify \(email) --accept`"
         }
     }
 }

@@ -11,7 +11,7 @@ public struct VaultClient: Sendable {
         self.client = client
     }
 
-    private func identity() async throws -> (userId: String, accountKey: SymmetricKey, deviceId: String) {
+    func identity() async throws -> (userId: String, accountKey: SymmetricKey, deviceId: String) {
         guard let session = await client.session, let raw = Base64URL.decode(session.accountKey) else { throw CofferError.notLoggedIn }
         return (session.userId, SymmetricKey(data: raw), session.deviceId)
     }
@@ -40,9 +40,25 @@ public struct VaultClient: Sendable {
         return try await decrypt(summary)
     }
 
-    private func decrypt(_ summary: VaultSummary) async throws -> DecryptedVault {
+    func decrypt(_ summary: VaultSummary) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await identity()
-        let key = try VaultCrypto.unwrap(summary.wrappedKey, vaultId: summary.id, accountKey: accountKey, userId: userId)
+        let key: VaultKey
+        if let sealer = summary.keySealedBy {
+            // Shared with us (or rotated by another member): sealed to our sharing key.
+            guard let session = await client.session else { throw CofferError.notLoggedIn }
+            let bundle = AccountKeyBundle(
+                encryptedAccountKey: session.keys.encryptedAccountKey, publicKey: session.keys.publicKey,
+                encryptedPrivateKey: session.keys.encryptedPrivateKey
+            )
+            do {
+                let privateKey = try bundle.openSharingKey(accountKey: accountKey, email: session.email)
+                key = VaultKey(key: try SealedVaultKey.open(summary.wrappedKey, privateKey: privateKey, vaultId: summary.id, sealerId: sealer, recipientId: userId))
+            } catch {
+                throw CofferError.tampered("the key of shared vault \(summary.id) failed to open: it was altered, moved, or is not for this account")
+            }
+        } else {
+            key = try VaultCrypto.unwrap(summary.wrappedKey, vaultId: summary.id, accountKey: accountKey, userId: userId)
+        }
         let metadata = try VaultCrypto.openMetadata(summary.encryptedMetadata, vaultId: summary.id, key: key)
         return DecryptedVault(summary: summary, metadata: metadata, key: key)
     }

@@ -27,13 +27,13 @@ public struct VaultSummary: Codable, Sendable, Equatable {
     public var revision: Int64
     public var createdAt: Timestamp
     public var updatedAt: Timestamp
-    /// For a shared vault: the user who shared it with the caller. `wrappedKey` is then sealed to
-    /// the caller's sharing key (HPKE) rather than wrapped with its account key.
-    public var sharedBy: String?
+    /// Who sealed `wrappedKey` to the caller's sharing key (HPKE): the sharer, or whoever last
+    /// rotated the vault key. Nil when the caller wrapped it with its own account key.
+    public var keySealedBy: String?
 
     public init(
         id: String, ownerId: String, role: VaultRole, encryptedMetadata: String, wrappedKey: String, revision: Int64,
-        createdAt: Timestamp, updatedAt: Timestamp, sharedBy: String? = nil
+        createdAt: Timestamp, updatedAt: Timestamp, keySealedBy: String? = nil
     ) {
         self.id = id
         self.ownerId = ownerId
@@ -43,7 +43,7 @@ public struct VaultSummary: Codable, Sendable, Equatable {
         self.revision = revision
         self.createdAt = createdAt
         self.updatedAt = updatedAt
-        self.sharedBy = sharedBy
+        self.keySealedBy = keySealedBy
     }
 }
 

@@ -13,9 +13,10 @@ public protocol ShareStore: Sendable {
     func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws
     /// Ends the membership at once.
     func removeShare(id: String) async throws
-    /// Replaces the vault key: new metadata and one wrapped key per member. Throws
-    /// `StoreError.membersChanged` unless `wrappedKeys` names exactly the current members.
-    func rotateVaultKey(vaultId: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws
+    /// Replaces the vault key: new metadata and one wrapped key per member, sealed by `sealedBy`
+    /// (whose own copy is wrapped with its account key). Throws `StoreError.membersChanged`
+    /// unless `wrappedKeys` names exactly the current members.
+    func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws
 }
 
 /// One share with the emails of both sides, as stored.

@@ -25,6 +25,9 @@ info:
       429 `rate_limited` with `Retry-After` (seconds).
     - A request with a method a route does not support is refused with 405
       `method_not_allowed` and an `Allow` header listing the supported methods.
+    - With PostgreSQL, a write whose transaction the database aborts for a deadlock or a
+      serialization failure is refused with 503 `unavailable` and `Retry-After`; nothing
+      was written and the same request can be retried.
     - Authenticated routes (security `bearerAuth`) take `Authorization: Bearer <accessToken>`,
       a short-lived JWT from `POST /api/auth/login`, `/api/auth/register` or
       `/api/auth/refresh`. A missing, invalid or expired token, or one whose session has
@@ -61,8 +64,8 @@ tags:
     description: The account's security event log.
   - name: Vaults
     description: |
-      End-to-end encrypted vaults. A vault's metadata and its members' wrapped copies of the
-      vault key are Coffer envelopes the server cannot read. Each member has a role: `owner` >
+      End-to-end encrypted vaults. A vault's metadata is a Coffer envelope and each member's
+      copy of the vault key is wrapped or sealed on the client; the server can read neither. Each member has a role: `owner` >
       `admin` > `write` > `read`. A vault (or item) the caller is not a member of answers 404
       `not_found` exactly like one that does not exist; a member whose role is too low gets
       403 `forbidden`.
@@ -77,6 +80,15 @@ tags:
     description: |
       The sync protocol: pull changes by per-vault revision cursor, push independent atomic
       changes, read per-vault status and resolve conflicts.
+  - name: Sharing
+    description: |
+      Sharing vaults with other accounts. The client looks up the recipient's X25519 sharing
+      key and seals the vault key to it with HPKE; the server stores the sealed copy and
+      cannot open it. Owners grant `read`, `write` or `admin`; admins grant only `read` or
+      `write` and manage only shares below `admin`; a recipient may always leave by deleting
+      its own share. After a revoke the client rotates the vault key
+      (`POST /api/vaults/{id}/keys`). A vault the caller is not a member of answers 404
+      `not_found`.
 paths:
   /health:
     parameters:
@@ -1795,6 +1807,8 @@ paths:
           $ref: '#/components/responses/UnsupportedMediaType'
         '429':
           $ref: '#/components/responses/TooManyRequests'
+        '503':
+          $ref: '#/components/responses/Unavailable'
         default:
           $ref: '#/components/responses/UnexpectedError'
   /api/sync/status:
@@ -1905,6 +1919,489 @@ paths:
           $ref: '#/components/responses/TooManyRequests'
         default:
           $ref: '#/components/responses/UnexpectedError'
+  /api/users/lookup:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Sharing]
+      operationId: lookupUser
+      summary: Find a user to share with
+      description: |
+        The account registered with `email`: its id and its X25519 sharing key, to which the
+        client seals the vault key before sharing. Lookups are rate limited per account (30 per minute and 200 per
+        day by default) on top of the per-address limit, so the directory cannot be scraped.
+      security:
+        - bearerAuth: []
+      parameters:
+        - name: email
+          in: query
+          required: true
+          description: The email to look up; normalised like the account's (trimmed, lowercased, NFC).
+          schema:
+            $ref: '#/components/schemas/Email'
+          example: bob@example.com
+      responses:
+        '200':
+          description: The user.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/UserLookupResponse'
+              example:
+                userId: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d
+                email: bob@example.com
+                publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
+        '400':
+          description: |
+            `email` is missing (`invalid_query`) or is not an email address (`invalid_field`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                missing:
+                  value:
+                    error: query parameter 'email' is required
+                    code: invalid_query
+                invalid:
+                  value:
+                    error: query parameter 'email' must be an email address
+                    code: invalid_query
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          description: No account has this email (`user_not_found`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: no Coffer account with this email or user id
+                code: user_not_found
+        '429':
+          description: |
+            Too many lookups by this account, or too many requests from this address
+            (`rate_limited`); retry after `Retry-After` seconds.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+            Retry-After:
+              $ref: '#/components/headers/Retry-After'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: too many user lookups; retry after 42 s
+                code: rate_limited
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/vaults/{id}/share:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/VaultId'
+    post:
+      tags: [Sharing]
+      operationId: shareVault
+      summary: Share a vault
+      description: |
+        Makes another account a member of the vault with `role`. Name the recipient by
+        exactly one of `email` or `userId`; `wrappedKey` is the vault key sealed on the client
+        to the recipient's sharing key (HPKE), which the server cannot open. Owners may grant
+        `read`, `write` or `admin`; admins only `read` or `write`; other roles may not share.
+        Records a `share_granted` audit event for both the caller and the recipient.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/ShareVaultRequest'
+            example:
+              email: bob@example.com
+              role: write
+              wrappedKey: 'Aq8gYunt77RJIHs6FoglubUVtHmPqwQruPqfiJif0X_9jxschcJYCTGKeQ3_SETZcAcTHajhgHRIhG_gOxMTnDzbospP3B7SmJDHrfPmgg0q'
+      responses:
+        '201':
+          description: The new share.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Share'
+              examples:
+                share:
+                  $ref: '#/components/examples/Share'
+        '400':
+          description: |
+            Malformed JSON (`invalid_json`), a missing field (`missing_field`) or an invalid
+            field (`invalid_field`): a `role` other than `read`, `write` or `admin`, neither or
+            both of `email` and `userId`, an `email` that is not an email address, or the
+            caller itself as recipient.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                role:
+                  value:
+                    error: field 'role' must be read, write or admin
+                    code: invalid_field
+                recipient:
+                  value:
+                    error: field 'email' give exactly one of email or userId
+                    code: invalid_field
+                self:
+                  value:
+                    error: field 'email' cannot share a vault with yourself
+                    code: invalid_field
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          description: |
+            The caller's role is below `admin`, or an admin tried to grant `admin`
+            (`forbidden`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                role:
+                  value:
+                    error: 'your role in this vault (write) does not allow this; it needs admin'
+                    code: forbidden
+                admin:
+                  value:
+                    error: an admin can share only with roles below admin
+                    code: forbidden
+        '404':
+          description: |
+            No such vault for this caller (`not_found`, as for every vault route), or no
+            account with this email or user id (`user_not_found`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                vault:
+                  value:
+                    error: no such vault
+                    code: not_found
+                user:
+                  value:
+                    error: no Coffer account with this email or user id
+                    code: user_not_found
+        '409':
+          description: The recipient is already a member of the vault (`already_member`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: this user is already a member of the vault
+                code: already_member
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotWrappedKey'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/vaults/{id}/members:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/VaultId'
+    get:
+      tags: [Sharing]
+      operationId: listVaultMembers
+      summary: List a vault's members
+      description: |
+        Every member of the vault, the owner first, with its role and sharing key (what a key
+        rotation seals the new vault key to). Needs the `read` role.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The members.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultMembersResponse'
+              example:
+                members:
+                  - userId: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+                    email: alice@example.com
+                    role: owner
+                    publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
+                    since: '2026-11-20T08:30:00.000Z'
+                  - userId: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d
+                    email: bob@example.com
+                    role: write
+                    publicKey: 'A5Bt20sBm0S9PvBy6wuiAHWBVBpygTgQ4SUbZCjSw8s'
+                    shareId: 8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f
+                    grantedBy: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+                    since: '2026-11-23T10:00:00.123Z'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/vaults/{id}/keys:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/VaultId'
+    post:
+      tags: [Sharing]
+      operationId: rotateVaultKey
+      summary: Rotate a vault's key
+      description: |
+        Replaces the vault key, typically after a revoke: the metadata re-encrypted with the
+        new key and one copy of the new key per member. `wrappedKeys` must name every current
+        member exactly once (see `GET /api/vaults/{id}/members`); otherwise nothing is
+        written and the answer is 409 `members_changed`, so nobody is left behind by a share
+        or revoke made meanwhile. The caller wraps its own copy with its account key and
+        seals the others to each member's sharing key. Bumps the vault revision. Needs the
+        `admin` role; answers the vault as the caller now sees it.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/RotateVaultKeyRequest'
+            example:
+              encryptedMetadata: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+              wrappedKeys:
+                0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+                5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d: 'Aq8gYunt77RJIHs6FoglubUVtHmPqwQruPqfiJif0X_9jxschcJYCTGKeQ3_SETZcAcTHajhgHRIhG_gOxMTnDzbospP3B7SmJDHrfPmgg0q'
+      responses:
+        '200':
+          description: The vault with its new key and revision.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/VaultSummary'
+              examples:
+                vault:
+                  $ref: '#/components/examples/VaultSummary'
+        '400':
+          $ref: '#/components/responses/VaultBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/Forbidden'
+        '404':
+          $ref: '#/components/responses/VaultNotFound'
+        '409':
+          description: |
+            `wrappedKeys` does not name exactly the vault's current members
+            (`members_changed`); nothing was written. Read the members again and retry.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: "the vault's members changed: wrappedKeys must name every current member exactly once"
+                code: members_changed
+        '413':
+          $ref: '#/components/responses/ItemTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          description: |
+            `encryptedMetadata` is not a Coffer envelope, or a `wrappedKeys` value is not a
+            wrapped key (`not_ciphertext`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                metadata:
+                  value:
+                    error: field 'encryptedMetadata' must be a Coffer envelope (base64url ciphertext)
+                    code: not_ciphertext
+                wrappedKey:
+                  value:
+                    error: wrappedKeys.5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d must be a wrapped key (base64url, 48 bytes to 3 KiB)
+                    code: not_ciphertext
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        '503':
+          $ref: '#/components/responses/Unavailable'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/shares:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    get:
+      tags: [Sharing]
+      operationId: listShares
+      summary: List shares
+      description: |
+        `incoming`: the shares that made the caller a member of someone else's vault.
+        `outgoing`: the shares of every vault the caller owns or administers (other than
+        the caller's own), whoever granted them. Oldest first.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          description: The shares.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/SharesResponse'
+              example:
+                incoming: []
+                outgoing:
+                  - id: 8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f
+                    vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+                    userId: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d
+                    email: bob@example.com
+                    role: write
+                    grantedBy: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+                    grantedByEmail: alice@example.com
+                    createdAt: '2026-11-23T10:00:00.123Z'
+                    updatedAt: '2026-11-23T10:00:00.123Z'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/shares/{id}:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+      - $ref: '#/components/parameters/ShareId'
+    put:
+      tags: [Sharing]
+      operationId: changeShareRole
+      summary: Change a share's role
+      description: |
+        Sets the role of the share's recipient. Owners may set `read`, `write` or `admin` on
+        any share; admins may change only shares below `admin`, and only to `read` or
+        `write`. Records a `share_changed` audit event for both the caller and the recipient.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/UpdateShareRequest'
+            example:
+              role: read
+      responses:
+        '200':
+          description: The share with its new role.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Share'
+              examples:
+                share:
+                  $ref: '#/components/examples/Share'
+        '400':
+          description: |
+            Malformed JSON (`invalid_json`), a missing field (`missing_field`), or a `role`
+            other than `read`, `write` or `admin` (`invalid_field`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: field 'role' must be read, write or admin
+                code: invalid_field
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/ShareForbidden'
+        '404':
+          $ref: '#/components/responses/ShareNotFound'
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+    delete:
+      tags: [Sharing]
+      operationId: revokeShare
+      summary: Revoke a share, or leave a vault
+      description: |
+        Ends the membership at once. The recipient may always delete its own share to leave
+        the vault; otherwise owners may revoke any share and admins only shares below
+        `admin`. The former member keeps whatever it already downloaded, so rotate the vault
+        key afterwards (`POST /api/vaults/{id}/keys`). Records a `share_revoked` audit event
+        for both the caller and the recipient.
+      security:
+        - bearerAuth: []
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '403':
+          $ref: '#/components/responses/ShareForbidden'
+        '404':
+          $ref: '#/components/responses/ShareNotFound'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
 components:
   securitySchemes:
     bearerAuth:
@@ -1966,7 +2463,10 @@ components:
             - forbidden
             - vault_exists
             - item_too_large
+            - already_member
+            - members_changed
             - internal_error
+            - unavailable
     Health:
       type: object
       required: [status, database, version]
@@ -2416,9 +2916,10 @@ components:
           type: string
           description: |
             The event type: `register`, `login_succeeded`, `login_failed`, `refresh_reused`,
-            `logout`, `device_revoked`, `password_changed`, `account_deleted` (vault and share
-            events such as `vault_created`, `vault_deleted`, `share_granted`, `share_changed`
-            and `share_revoked` will be added later). Clients should tolerate unknown types.
+            `logout`, `device_revoked`, `password_changed`, `account_deleted`, `vault_created`,
+            `vault_deleted`, `share_granted`, `share_changed`, `share_revoked` (share events are
+            recorded for both the member who acted and the member concerned). Clients should
+            tolerate unknown types.
           examples:
             - register
             - login_succeeded
@@ -2428,6 +2929,11 @@ components:
             - device_revoked
             - password_changed
             - account_deleted
+            - vault_created
+            - vault_deleted
+            - share_granted
+            - share_changed
+            - share_revoked
         createdAt:
           $ref: '#/components/schemas/Timestamp'
         deviceId:
@@ -2498,14 +3004,23 @@ components:
         encryptedMetadata:
           $ref: '#/components/schemas/MetadataEnvelope'
         wrappedKey:
-          $ref: '#/components/schemas/Envelope'
-          description: The vault key wrapped for this member.
+          $ref: '#/components/schemas/WrappedVaultKey'
+          description: |
+            This member's copy of the vault key: wrapped with its account key when
+            `keySealedBy` is absent, otherwise sealed to its sharing key (HPKE) by that user.
         revision:
           $ref: '#/components/schemas/Revision'
         createdAt:
           $ref: '#/components/schemas/Timestamp'
         updatedAt:
           $ref: '#/components/schemas/Timestamp'
+        keySealedBy:
+          type: [string, 'null']
+          format: uuid
+          description: |
+            The user id of whoever sealed `wrappedKey` to this member's sharing key: the
+            member who shared the vault, or the last to rotate its key. Absent when the member
+            wrapped the key with its own account key (the owner, or whoever rotated it last).
     VaultsResponse:
       type: object
       required: [vaults]
@@ -2848,6 +3363,172 @@ components:
         strategy:
           type: string
           enum: [client, server]
+    WrappedVaultKey:
+      type: string
+      description: |
+        One member's copy of a vault key, opaque to the server: wrapped with that member's
+        account key (a Coffer envelope), or sealed on the client to the member's X25519
+        sharing key with HPKE (RFC 9180, X25519 / HKDF-SHA256 / ChaCha20-Poly1305; version
+        byte 2 ‖ 32-byte encapsulated key ‖ ciphertext and tag). When sharing or rotating,
+        the server checks only that it is base64url (no padding) of 48 bytes to 3 KiB;
+        anything else is refused with 422 `not_ciphertext`.
+      pattern: '^[A-Za-z0-9_-]*$'
+      maxLength: 4096
+      examples:
+        - 'Aq8gYunt77RJIHs6FoglubUVtHmPqwQruPqfiJif0X_9jxschcJYCTGKeQ3_SETZcAcTHajhgHRIhG_gOxMTnDzbospP3B7SmJDHrfPmgg0q'
+    UserLookupResponse:
+      type: object
+      description: Whom to share with, and the sharing key to seal the vault key to.
+      required: [userId, email, publicKey]
+      properties:
+        userId:
+          type: string
+          format: uuid
+          description: The account id.
+        email:
+          allOf:
+            - $ref: '#/components/schemas/Email'
+          description: The normalised email.
+        publicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The account's X25519 sharing key, 32 bytes in base64url.
+    ShareVaultRequest:
+      type: object
+      description: Exactly one of `email` or `userId` names the recipient.
+      required: [role, wrappedKey]
+      properties:
+        email:
+          type: [string, 'null']
+          maxLength: 254
+          description: The recipient's email (normalised like an account's).
+        userId:
+          type: [string, 'null']
+          description: The recipient's account id.
+        role:
+          type: string
+          enum: [admin, write, read]
+          description: The role to grant; an admin may grant only `write` or `read`.
+        wrappedKey:
+          allOf:
+            - $ref: '#/components/schemas/WrappedVaultKey'
+          minLength: 64
+          description: The vault key sealed to the recipient's sharing key (HPKE).
+    Share:
+      type: object
+      description: A membership someone granted.
+      required: [id, vaultId, userId, email, role, grantedBy, grantedByEmail, createdAt, updatedAt]
+      properties:
+        id:
+          type: string
+          format: uuid
+          description: The share id.
+        vaultId:
+          type: string
+          format: uuid
+        userId:
+          type: string
+          format: uuid
+          description: The recipient's account id.
+        email:
+          allOf:
+            - $ref: '#/components/schemas/Email'
+          description: The recipient's email.
+        role:
+          $ref: '#/components/schemas/VaultRole'
+        grantedBy:
+          type: string
+          format: uuid
+          description: The account id of the member who granted the share.
+        grantedByEmail:
+          allOf:
+            - $ref: '#/components/schemas/Email'
+          description: The granting member's email.
+        createdAt:
+          $ref: '#/components/schemas/Timestamp'
+        updatedAt:
+          allOf:
+            - $ref: '#/components/schemas/Timestamp'
+          description: When the role last changed (`createdAt` until then).
+    SharesResponse:
+      type: object
+      required: [incoming, outgoing]
+      properties:
+        incoming:
+          type: array
+          description: Shares that made the caller a member of a vault.
+          items:
+            $ref: '#/components/schemas/Share'
+        outgoing:
+          type: array
+          description: Shares of the vaults the caller owns or administers, other than its own.
+          items:
+            $ref: '#/components/schemas/Share'
+    UpdateShareRequest:
+      type: object
+      required: [role]
+      properties:
+        role:
+          type: string
+          enum: [admin, write, read]
+          description: The new role; an admin may set only `write` or `read`.
+    VaultMember:
+      type: object
+      description: One member of a vault, the owner included.
+      required: [userId, email, role, publicKey, since]
+      properties:
+        userId:
+          type: string
+          format: uuid
+        email:
+          $ref: '#/components/schemas/Email'
+        role:
+          $ref: '#/components/schemas/VaultRole'
+        publicKey:
+          allOf:
+            - $ref: '#/components/schemas/Base64URL'
+          description: The member's X25519 sharing key, 32 bytes in base64url; a key rotation seals the new vault key to it.
+        shareId:
+          type: [string, 'null']
+          format: uuid
+          description: The share that made this member; absent for the owner.
+        grantedBy:
+          type: [string, 'null']
+          format: uuid
+          description: Who granted the share; absent for the owner.
+        since:
+          allOf:
+            - $ref: '#/components/schemas/Timestamp'
+          description: When the member joined (for the owner, when the vault was created).
+    VaultMembersResponse:
+      type: object
+      required: [members]
+      properties:
+        members:
+          type: array
+          description: The owner first, then the other members, oldest first.
+          items:
+            $ref: '#/components/schemas/VaultMember'
+    RotateVaultKeyRequest:
+      type: object
+      required: [encryptedMetadata, wrappedKeys]
+      properties:
+        encryptedMetadata:
+          allOf:
+            - $ref: '#/components/schemas/MetadataEnvelope'
+          description: The vault metadata encrypted with the new vault key.
+        wrappedKeys:
+          type: object
+          description: |
+            Member user id → that member's copy of the new vault key: the caller's own wrapped
+            with its account key, the others sealed to their sharing keys. Must name every
+            current member exactly once (409 `members_changed` otherwise).
+          propertyNames:
+            format: uuid
+          additionalProperties:
+            allOf:
+              - $ref: '#/components/schemas/WrappedVaultKey'
+            minLength: 64
   parameters:
     RequestId:
       name: X-Request-Id
@@ -2917,6 +3598,17 @@ components:
         type: string
         format: uuid
       example: 7b8c9d0e-1f2a-4b3c-9d4e-5f6a7b8c9d0e
+    ShareId:
+      name: id
+      in: path
+      required: true
+      description: |
+        The share id (a UUID, case-insensitive). An id that is not a UUID, or a share of a
+        vault the caller is not a member of, answers 404 `not_found`.
+      schema:
+        type: string
+        format: uuid
+      example: 8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f
   headers:
     X-Request-Id:
       description: The request id (echoed from the request when valid, otherwise generated).
@@ -3293,6 +3985,72 @@ components:
                 revision: 40
                 createdAt: '2026-11-22T18:00:00.000Z'
                 deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
+    NotWrappedKey:
+      description: |
+        `wrappedKey` is not a wrapped vault key: base64url of 48 bytes to 3 KiB
+        (`not_ciphertext`).
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: wrappedKey must be a wrapped key (base64url, 48 bytes to 3 KiB)
+            code: not_ciphertext
+    ShareNotFound:
+      description: |
+        No such share for this caller (`not_found`): an unknown id, an id that is not a UUID
+        and a share of a vault the caller is not a member of all answer the same.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: no such share
+            code: not_found
+    ShareForbidden:
+      description: |
+        The caller is a member of the vault but may not manage this share (`forbidden`): its
+        role is below `admin`, or it is an admin and the share's role (or the new one) is
+        `admin`.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          examples:
+            role:
+              value:
+                error: your role in this vault (write) does not allow managing shares
+                code: forbidden
+            admin:
+              value:
+                error: an admin can manage only shares with roles below admin
+                code: forbidden
+    Unavailable:
+      description: |
+        PostgreSQL aborted the transaction for a deadlock or serialization failure
+        (`unavailable`); nothing was written. Retry the same request after `Retry-After`
+        seconds.
+      headers:
+        X-Request-Id:
+          $ref: '#/components/headers/X-Request-Id'
+        Retry-After:
+          $ref: '#/components/headers/Retry-After'
+      content:
+        application/json:
+          schema:
+            $ref: '#/components/schemas/Error'
+          example:
+            error: the database is busy with conflicting writes; retry shortly
+            code: unavailable
   examples:
     SessionResponse:
       summary: A new session
@@ -3317,6 +4075,18 @@ components:
         wrappedKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
         revision: 42
         createdAt: '2026-11-20T08:30:00.000Z'
+        updatedAt: '2026-11-23T10:00:00.123Z'
+    Share:
+      summary: A share
+      value:
+        id: 8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f
+        vaultId: 3d5e7f90-1a2b-4c3d-8e4f-5a6b7c8d9e0f
+        userId: 5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d
+        email: bob@example.com
+        role: write
+        grantedBy: 0b9e5f4a-7c1d-4e2f-9a3b-5c6d7e8f9a0b
+        grantedByEmail: alice@example.com
+        createdAt: '2026-11-23T10:00:00.123Z'
         updatedAt: '2026-11-23T10:00:00.123Z'
     Item:
       summary: An item

@@ -30,13 +30,13 @@ struct SharesController {
     @Sendable func lookup(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         guard let raw = request.uri.queryParameters["email"].map(String.init) else { throw APIError.invalidQuery("email", "is required") }
-        let email = try AuthController.validEmail(raw)
+        guard let email = try? AuthController.validEmail(raw) else { throw APIError.invalidQuery("email", "must be an email address") }
         if case .limited(let retryAfter) = try await store.consumeRateLimit(
             bucket: "lookup:" + identity.userId, limits: configuration.lookupLimits, at: clock()
         ) {
             throw APIError.rateLimited(retryAfter: retryAfter, "too many user lookups")
         }
-        guard let account = try await store.account(email: email) else { throw StoreError.userNotFound }
+        guard let account = try await store.account(email: email) else { throw Self.noSuchUser }
         return try JSONResponse.ok(UserLookupResponse(userId: account.id, email: account.email, publicKey: account.publicKey))
     }
 
@@ -52,7 +52,7 @@ struct SharesController {
         case (nil, let userId?): recipient = try await store.account(id: userId)
         default: throw APIError.invalidField("email", "give exactly one of email or userId")
         }
-        guard let recipient else { throw StoreError.userNotFound }
+        guard let recipient else { throw Self.noSuchUser }
         guard recipient.id != identity.userId else { throw APIError.invalidField("email", "cannot share a vault with yourself") }
         guard let sharer = try await store.account(id: identity.userId) else { throw StoreError.userNotFound }
         let now = clock()
@@ -80,7 +80,7 @@ struct SharesController {
         for (userId, key) in body.wrappedKeys {
             try Self.requireWrappedKey(key, field: "wrappedKeys.\(userId)")
         }
-        try await store.rotateVaultKey(vaultId: vault.id, encryptedMetadata: body.encryptedMetadata, wrappedKeys: body.wrappedKeys, at: clock())
+        try await store.rotateVaultKey(vaultId: vault.id, sealedBy: identity.userId, encryptedMetadata: body.encryptedMetadata, wrappedKeys: body.wrappedKeys, at: clock())
         return try JSONResponse.ok(try await access.require(.read, vaultId: vault.id, userId: identity.userId))
     }
 
@@ -119,6 +119,8 @@ struct SharesController {
             await audit.record(type, userId: share.userId, deviceId: nil, detail: detail)
         }
     }
+
+    static let noSuchUser = APIError(.notFound, code: ErrorCode.userNotFound, message: "no Coffer account with this email or user id")
 
     /// A wrapped vault key: opaque to the server, but it must look like one (base64url of at
     /// least a key and a tag) and stay small.

@@ -27,7 +27,7 @@ enum PostgresStatements {
     /// Every vault a user is a member of, oldest first.
     struct Memberships: PostgresPreparedStatement {
         static let sql = """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.granted_by
+            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
             FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = $1 ORDER BY v.created_at, v.id
             """
         typealias Row = (String, String, String, String, String, Int64, Int64, Int64, String?)

@@ -11,9 +11,9 @@ extension PostgresStore {
     public func addShare(_ share: ShareRecord, wrappedKey: String) async throws {
         let inserted = try await client.query(
             """
-            INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at)
+            INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
             VALUES (\(share.vaultId), \(share.userId), \(share.role.rawValue), \(wrappedKey), \(share.createdAt.milliseconds), \(share.id),
-                    \(share.grantedBy), \(share.updatedAt.milliseconds))
+                    \(share.grantedBy), \(share.updatedAt.milliseconds), \(share.grantedBy))
             ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
             """,
             logger: logger
@@ -78,7 +78,7 @@ extension PostgresStore {
         try await client.query("DELETE FROM vault_members WHERE share_id = \(id)", logger: logger)
     }
 
-    public func rotateVaultKey(vaultId: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+    public func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
         try await transaction { connection in
             // The vault row lock keeps shares and revokes of this vault out until the rotation commits.
             _ = try await connection.query("SELECT 1 FROM vaults WHERE id = \(vaultId) FOR UPDATE", logger: logger).collect()
@@ -90,7 +90,7 @@ extension PostgresStore {
             let userIds = Array(wrappedKeys.keys)
             try await connection.query(
                 """
-                UPDATE vault_members m SET wrapped_key = k.key FROM UNNEST(\(userIds)::text[], \(userIds.map { wrappedKeys[$0] ?? "" })::text[]) AS k(user_id, key)
+                UPDATE vault_members m SET wrapped_key = k.key, key_sealed_by = NULLIF(\(sealedBy), m.user_id) FROM UNNEST(\(userIds)::text[], \(userIds.map { wrappedKeys[$0] ?? "" })::text[]) AS k(user_id, key)
                 WHERE m.vault_id = \(vaultId) AND m.user_id = k.user_id
                 """,
                 logger: logger

@@ -40,7 +40,7 @@ extension PostgresStore {
     public func vault(id: String, userId: String) async throws -> VaultSummary? {
         try await vaults(
             """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.granted_by
+            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
             FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = \(id) AND m.user_id = \(userId)
             """
         ).first
@@ -58,7 +58,7 @@ extension PostgresStore {
         guard let role = VaultRole(rawValue: row.2) else { return nil }
         return VaultSummary(
             id: row.0, ownerId: row.1, role: role, encryptedMetadata: row.3, wrappedKey: row.4, revision: row.5,
-            createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7), sharedBy: row.8
+            createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7), keySealedBy: row.8
         )
     }
 

@@ -197,6 +197,8 @@ enum SQLiteMigrations {
             // A membership granted by someone else is a share: it has an id and remembers who granted it.
             "ALTER TABLE vault_members ADD COLUMN share_id TEXT",
             "ALTER TABLE vault_members ADD COLUMN granted_by TEXT",
+            // Who sealed this member's copy of the vault key (the sharer, or the last to rotate it).
+            "ALTER TABLE vault_members ADD COLUMN key_sealed_by TEXT",
             "ALTER TABLE vault_members ADD COLUMN updated_at INTEGER",
             "CREATE UNIQUE INDEX vault_members_share ON vault_members(share_id)",
         ]),

@@ -12,12 +12,12 @@ extension SQLiteStore {
         try await write { connection in
             let inserted = try connection.query(
                 """
-                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
+                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
                 """,
                 [
                     .text(share.vaultId), .text(share.userId), .text(share.role.rawValue), .text(wrappedKey), .timestamp(share.createdAt),
-                    .text(share.id), .text(share.grantedBy), .timestamp(share.updatedAt),
+                    .text(share.id), .text(share.grantedBy), .timestamp(share.updatedAt), .text(share.grantedBy),
                 ]
             )
             guard !inserted.isEmpty else { throw StoreError.alreadyMember }
@@ -84,13 +84,14 @@ extension SQLiteStore {
         }
     }
 
-    public func rotateVaultKey(vaultId: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+    public func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
         try await write { connection in
             let members = try connection.query("SELECT user_id FROM vault_members WHERE vault_id = ?", [.text(vaultId)]).compactMap { $0.string("user_id") }
             guard Set(members) == Set(wrappedKeys.keys), members.count == wrappedKeys.count else { throw StoreError.membersChanged }
             for (userId, key) in wrappedKeys {
                 try connection.query(
-                    "UPDATE vault_members SET wrapped_key = ? WHERE vault_id = ? AND user_id = ?", [.text(key), .text(vaultId), .text(userId)]
+                    "UPDATE vault_members SET wrapped_key = ?, key_sealed_by = ? WHERE vault_id = ? AND user_id = ?",
+                    [.text(key), userId == sealedBy ? .null : .text(sealedBy), .text(vaultId), .text(userId)]
                 )
             }
             try connection.query(

@@ -3,7 +3,7 @@ import SQLiteNIO
 
 extension SQLiteStore {
     static let vaultColumns = """
-        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.granted_by
+        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
         """
 
     public func createVault(id: String, ownerId: String, encryptedMetadata: String, wrappedKey: String, at: Timestamp) async throws -> VaultSummary {
@@ -48,7 +48,7 @@ extension SQLiteStore {
             id: row.string("id") ?? "", ownerId: row.string("owner_id") ?? "", role: role,
             encryptedMetadata: row.string("encrypted_metadata") ?? "", wrappedKey: row.string("wrapped_key") ?? "",
             revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"),
-            sharedBy: row.string("granted_by")
+            keySealedBy: row.string("key_sealed_by")
         )
     }
 
