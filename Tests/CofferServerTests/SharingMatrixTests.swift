@@ -182,4 +182,73 @@ struct SharingMatrixTests {
             print(table)
         }
     }
+
+    @Test("an admin cannot grant admin, promote to admin, or drop the owner; the owner has no share to revoke", arguments: TestBackend.available)
+    func adminLimits(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.router) { client in
+            let fixture = try await Self.makeFixture(client)
+            let admin = fixture.user(.admin)
+            let members = try await client.authorized(.get, "/api/vaults/\(fixture.vault.id)/members", token: admin.token).decode(VaultMembersResponse.self)
+            let owner = try #require(members.members.first)
+            #expect(owner.role == .owner && owner.shareId == nil && owner.userId == fixture.user(.owner).session.user.id)
+            let promote = try await client.authorized(.put, "/api/shares/\(fixture.shares["extra"]!.id)", token: admin.token, json: UpdateShareRequest(role: .admin))
+            #expect(promote.status == .forbidden)
+            let grant = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: admin.token,
+                json: ShareVaultRequest(userId: fixture.newcomer.session.user.id, role: .admin, wrappedKey: Self.wrappedKey())
+            )
+            #expect(grant.status == .forbidden)
+            // A key rotation that leaves the owner out is refused, so an admin cannot lock the owner out either.
+            var keys: [String: String] = [:]
+            for member in members.members where member.role != .owner { keys[member.userId] = Self.wrappedKey() }
+            let rotation = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/keys", token: admin.token, json: RotateVaultKeyRequest(encryptedMetadata: try envelope(), wrappedKeys: keys)
+            )
+            #expect(try rotation.status == .conflict && rotation.decode(ErrorBody.self).code == ErrorCode.membersChanged)
+            // Owner-only: the owner role itself cannot be granted, and the vault cannot be deleted by an admin.
+            let ownerRole = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: fixture.user(.owner).token,
+                json: ShareVaultRequest(userId: fixture.newcomer.session.user.id, role: .owner, wrappedKey: Self.wrappedKey())
+            )
+            #expect(ownerRole.status == .badRequest)
+            // Sharing with yourself, with nobody, or twice.
+            let yourself = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: admin.token,
+                json: ShareVaultRequest(userId: admin.session.user.id, role: .read, wrappedKey: Self.wrappedKey())
+            )
+            #expect(yourself.status == .conflict || yourself.status == .badRequest)
+            let nobody = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: admin.token,
+                json: ShareVaultRequest(email: "nobody-\(UUID().uuidString.prefix(6))@example.test", role: .read, wrappedKey: Self.wrappedKey())
+            )
+            #expect(try nobody.status == .notFound && nobody.decode(ErrorBody.self).code == ErrorCode.userNotFound)
+            let twice = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: admin.token,
+                json: ShareVaultRequest(userId: fixture.user(.read).session.user.id, role: .read, wrappedKey: Self.wrappedKey())
+            )
+            #expect(try twice.status == .conflict && twice.decode(ErrorBody.self).code == ErrorCode.alreadyMember)
+            let notAKey = try await client.authorized(
+                .post, "/api/vaults/\(fixture.vault.id)/share", token: admin.token,
+                json: ShareVaultRequest(userId: fixture.newcomer.session.user.id, role: .read, wrappedKey: "short")
+            )
+            #expect(notAKey.status == .unprocessableContent)
+            // The lookup answers id, email and sharing key, and 404 for an unknown email.
+            let lookup = try await client.authorized(.get, "/api/users/lookup?email=\(fixture.newcomer.account.email)", token: admin.token)
+            #expect(try lookup.decode(UserLookupResponse.self).userId == fixture.newcomer.session.user.id)
+            #expect(try await client.authorized(.get, "/api/users/lookup?email=nobody@example.test", token: admin.token).status == .notFound)
+            #expect(try await client.authorized(.get, "/api/users/lookup?email=not-an-email", token: admin.token).status == .badRequest)
+        }
+    }
+
+    @Test("user lookups are rate limited per account", arguments: TestBackend.available)
+    func lookupsAreLimited(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend, { $0.lookupLimits = [RateLimit(count: 3, window: .minute)] }).test(.router) { client in
+            let alice = try await SignedInUser.register(client)
+            var statuses: [UInt16] = []
+            for _ in 0..<5 {
+                statuses.append(UInt16(try await client.authorized(.get, "/api/users/lookup?email=\(alice.account.email)", token: alice.token).status.code))
+            }
+            #expect(statuses == [200, 200, 200, 429, 429])
+        }
+    }
 }

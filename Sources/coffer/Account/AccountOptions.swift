@@ -17,6 +17,13 @@ struct AccountOptions: ParsableArguments {
         SessionStore(directory: configDir.map { URL(fileURLWithPath: $0) } ?? SessionStore.defaultDirectory())
     }
 
+    /// The sharing client of the logged-in account, with its pinned contacts.
+    func makeSharingClient() async throws -> SharingClient {
+        let client = try makeClient()
+        guard let userId = await client.session?.userId else { throw CofferError.notLoggedIn }
+        return SharingClient(vaults: VaultClient(client: client), contacts: ContactStore(directory: sessionStore.directory, userId: userId))
+    }
+
     /// A client for the stored session's server (or `--server` when given or not logged in).
     func makeClient() throws -> CofferClient {
         let store = sessionStore

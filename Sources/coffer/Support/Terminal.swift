@@ -14,6 +14,19 @@ enum Terminal {
 
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
+    /// Information for the person at the terminal, on stderr so `--json` output stays clean.
+    static func note(_ message: String) {
+        printError(message)
+    }
+
+    /// Asks a yes/no question on stderr and reads the answer from standard input; only "y" or
+    /// "yes" (any case) confirms, and end of input does not.
+    static func confirm(_ question: String) -> Bool {
+        FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
+        guard let answer = readLine()?.trimmingCharacters(in: .whitespaces).lowercased() else { return false }
+        return answer == "y" || answer == "yes"
+    }
+
     /// Reads a password from the terminal without echoing it.
     static func promptPassword(_ prompt: String) throws -> String {
         let tty = open("/dev/tty", O_RDWR)

@@ -7,8 +7,8 @@ extension Coffer {
     /// `coffer vault …`.
     struct Vault: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List, create and delete vaults (names and contents are encrypted on this device).",
-            subcommands: [List.self, Create.self, Delete.self]
+            abstract: "List, create, delete and share vaults (names and contents are encrypted on this device).",
+            subcommands: [List.self, Create.self, Delete.self, Share.self, Members.self, Revoke.self, Leave.self]
         )
 
         struct List: AsyncParsableCommand {

@@ -1,0 +1,213 @@
+import ArgumentParser
+import CofferKit
+import CofferProtocol
+import Foundation
+
+extension VaultRole: ExpressibleByArgument {}
+
+extension Coffer.Vault {
+    /// `coffer vault share VAULT EMAIL --role …`.
+    struct Share: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Share a vault: its key is sealed on this device to the recipient's pinned sharing key."
+        )
+        @OptionGroup var options: AccountOptions
+        @Argument(help: "Vault id or name.") var vault: String
+        @Argument(help: "The recipient's account email.") var email: String
+        @Option(help: "read (pull only), write (edit items) or admin (also share read/write).") var role: VaultRole = .read
+        @Flag(help: "Do not ask to confirm the recipient's fingerprint.") var yes = false
+        @Flag(help: "Accept a sharing key that changed since it was pinned (only after verifying it with the recipient).")
+        var acceptChangedKey = false
+
+        func run() async throws {
+            try await runClientCommand {
+                guard role != .owner else { throw CLIError("--role must be read, write or admin") }
+                let sharing = try await options.makeSharingClient()
+                let target = try await VaultLookup.find(vault, in: sharing.vaults)
+                let check = try await sharing.lookup(email: email)
+                let contact = check.offered
+                switch check {
+                case .new:
+                    Terminal.note("\(contact.email) is a new contact. Fingerprint of their sharing key:\n  \(contact.fingerprint)\nCompare it with the one `coffer contacts verify` shows on their side.")
+                case .pinned(let pinned):
+                    Terminal.note("\(contact.email): fingerprint \(pinned.fingerprint) (pinned \(pinned.pinnedAt.iso8601.prefix(10))\(pinned.verified ? ", verified" : "")).")
+                case .changed(let pinned, let offered):
+                    guard acceptChangedKey else {
+                        throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+                    }
+                    Terminal.note("WARNING: the sharing key of \(offered.email) changed.\n  pinned: \(pinned.fingerprint)\n  now:    \(offered.fingerprint)")
+                }
+                if !yes {
+                    guard Terminal.confirm("Share \"\(target.metadata.name)\" with \(contact.email) as \(role.rawValue)?") else {
+                        throw CLIError("not confirmed; nothing was shared")
+                    }
+                }
+                let share = try await sharing.share(target, with: check, role: role, acceptChangedKey: acceptChangedKey)
+                try options.client.emit(
+                    ShareRow(share: share, fingerprint: contact.fingerprint),
+                    text: "Shared \"\(target.metadata.name)\" with \(contact.email) as \(role.rawValue) (fingerprint \(contact.fingerprint))."
+                )
+            }
+        }
+    }
+
+    /// `coffer vault members VAULT`.
+    struct Members: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a vault's members and their roles.")
+        @OptionGroup var options: AccountOptions
+        @Argument(help: "Vault id or name.") var vault: String
+
+        func run() async throws {
+            try await runClientCommand {
+                let sharing = try await options.makeSharingClient()
+                let target = try await VaultLookup.find(vault, in: sharing.vaults)
+                let members = try await sharing.members(vaultId: target.summary.id)
+                let rows = try members.map { member in
+                    let pinned = try sharing.contacts.contact(userId: member.userId)
+                    return MemberRow(
+                        userId: member.userId, email: member.email, role: member.role.rawValue, since: member.since.iso8601,
+                        fingerprint: KeyFingerprintText.of(member),
+                        pin: pinned.map { $0.publicKey == member.publicKey ? ($0.verified ? "verified" : "pinned") : "CHANGED" } ?? "not pinned"
+                    )
+                }
+                let text = (["ROLE   EMAIL                               KEY         FINGERPRINT"]
+                    + rows.map { "\($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \($0.email.padding(toLength: 35, withPad: " ", startingAt: 0)) \($0.pin.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.fingerprint)" })
+                    .joined(separator: "\n")
+                try options.client.emit(rows, text: text)
+            }
+        }
+    }
+
+    /// `coffer vault revoke VAULT EMAIL`.
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a member, then rotate the vault key and re-encrypt the vault so their old key opens nothing new."
+        )
+        @OptionGroup var options: AccountOptions
+        @Argument(help: "Vault id or name.") var vault: String
+        @Argument(help: "The member's account email.") var email: String
+
+        func run() async throws {
+            try await runClientCommand {
+                let sharing = try await options.makeSharingClient()
+                let target = try await VaultLookup.find(vault, in: sharing.vaults)
+                let members = try await sharing.members(vaultId: target.summary.id)
+                guard let member = members.first(where: { $0.email.lowercased() == email.lowercased() }) else {
+                    throw CLIError("\(email) is not a member of \"\(target.metadata.name)\"")
+                }
+                guard member.role != .owner else { throw CLIError("the owner cannot be removed from a vault") }
+                let rotation = try await sharing.revoke(target, member: member.userId)
+                try options.client.emit(
+                    RevokeRow(vaultId: target.summary.id, email: member.email, reencrypted: rotation?.reencrypted ?? 0),
+                    text: "Removed \(member.email) from \"\(target.metadata.name)\"; rotated the vault key and re-encrypted \(rotation?.reencrypted ?? 0) items."
+                )
+            }
+        }
+    }
+
+    /// `coffer vault leave VAULT`.
+    struct Leave: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Leave a vault someone shared with you.")
+        @OptionGroup var options: AccountOptions
+        @Argument(help: "Vault id or name.") var vault: String
+
+        func run() async throws {
+            try await runClientCommand {
+                let sharing = try await options.makeSharingClient()
+                let target = try await VaultLookup.find(vault, in: sharing.vaults)
+                try await sharing.leave(vaultId: target.summary.id)
+                try options.client.emit(SuccessResponse(), text: "Left \"\(target.metadata.name)\".")
+            }
+        }
+    }
+}
+
+extension Coffer {
+    /// `coffer contacts …`: the sharing keys pinned on this device.
+    struct Contacts: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sharing keys pinned on first use, with fingerprints to compare out of band.",
+            subcommands: [List.self, Verify.self]
+        )
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List pinned contacts.")
+            @OptionGroup var options: AccountOptions
+
+            func run() async throws {
+                try await runClientCommand {
+                    let contacts = try await options.makeSharingClient().contacts.all()
+                    let text = contacts.isEmpty ? "No pinned contacts yet; sharing a vault pins the recipient's key." :
+                        (["EMAIL                               STATUS    FINGERPRINT"]
+                            + contacts.map { "\($0.email.padding(toLength: 35, withPad: " ", startingAt: 0)) \(($0.verified ? "verified" : "pinned").padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.fingerprint)" })
+                        .joined(separator: "\n")
+                    try options.client.emit(contacts, text: text)
+                }
+            }
+        }
+
+        struct Verify: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Show a contact's (or your own) fingerprint as the server gives it and as pinned; --accept pins it as verified."
+            )
+            @OptionGroup var options: AccountOptions
+            @Argument(help: "The contact's email (your own shows your fingerprint).") var email: String
+            @Flag(help: "Pin the key the server gives now and mark it verified (after comparing fingerprints).") var accept = false
+
+            func run() async throws {
+                try await runClientCommand {
+                    let sharing = try await options.makeSharingClient()
+                    let check = try await sharing.lookup(email: email)
+                    let offered = check.offered
+                    var status: String
+                    switch check {
+                    case .new: status = "not pinned yet"
+                    case .pinned(let pinned): status = pinned.verified ? "pinned, verified" : "pinned"
+                    case .changed(let pinned, _): status = "CHANGED since pinned (pinned fingerprint \(pinned.fingerprint))"
+                    }
+                    if accept {
+                        try sharing.contacts.pin(PinnedContact(email: offered.email, userId: offered.userId, publicKey: offered.publicKey, verified: true))
+                        status = "pinned, verified"
+                    }
+                    try options.client.emit(
+                        VerifyRow(email: offered.email, userId: offered.userId, fingerprint: offered.fingerprint, status: status),
+                        text: "\(offered.email)\n  fingerprint: \(offered.fingerprint)\n  status:      \(status)"
+                    )
+                }
+            }
+        }
+    }
+}
+
+struct ShareRow: Encodable {
+    var share: CofferProtocol.Share
+    var fingerprint: String
+}
+
+struct MemberRow: Encodable {
+    var userId: String
+    var email: String
+    var role: String
+    var since: String
+    var fingerprint: String
+    var pin: String
+}
+
+struct RevokeRow: Encodable {
+    var vaultId: String
+    var email: String
+    var reencrypted: Int
+}
+
+struct VerifyRow: Encodable {
+    var email: String
+    var userId: String
+    var fingerprint: String
+    var status: String
+}
+
+enum KeyFingerprintText {
+    static func of(_ member: VaultMember) -> String {
+        PinnedContact(email: member.email, userId: member.userId, publicKey: member.publicKey).fingerprint
+    }
+}

@@ -1,0 +1,69 @@
+import CofferKit
+import CofferProtocol
+import Foundation
+import Testing
+
+/// `coffer vault share|members|revoke` and `coffer contacts` with two accounts on a live server.
+@Suite("Sharing end to end", .serialized)
+struct SharingEndToEndTests {
+    @Test("owner shares, the recipient reads and edits, the owner sees the edit, revokes, and the recipient loses access")
+    func shareEditRevoke() async throws {
+        let directory = try Paths.temporaryDirectory()
+        let server = try await ServerProcess(database: directory.appendingPathComponent("coffer.sqlite").path)
+        defer { Task { await server.terminate() } }
+        func as_(_ who: String) -> @Sendable ([String], String?) async throws -> CommandResult {
+            let config = directory.appendingPathComponent("config-\(who)").path
+            return { arguments, stdin in
+                try await run(Paths.coffer, arguments + ["--server", server.url, "--config-dir", config], stdin: stdin.map { Data($0.utf8) })
+            }
+        }
+        let owner = as_("owner")
+        let rick = as_("rick")
+        let ownerEmail = "olivia-\(UUID().uuidString.prefix(8).lowercased())@example.test"
+        let rickEmail = "rick-\(UUID().uuidString.prefix(8).lowercased())@example.test"
+        #expect(try await owner(["account", "register", "--email", ownerEmail, "--password-stdin", "--pbkdf2"], "pw olivia\n").status == 0)
+        #expect(try await rick(["account", "register", "--email", rickEmail, "--password-stdin", "--pbkdf2"], "pw rick\n").status == 0)
+        #expect(try await owner(["vault", "create", "Team"], nil).status == 0)
+        let add = try await owner(["item", "add", "Team", "--title", "Wi-Fi", "--secret-stdin", "--json"], "guest-123\n")
+        let id = try #require((try JSONSerialization.jsonObject(with: add.stdout) as? [String: Any])?["id"] as? String)
+
+        // Rick's own fingerprint, as he would read it out to Olivia.
+        let own = try await rick(["contacts", "verify", rickEmail, "--json"], nil)
+        let rickFingerprint = try #require((try JSONSerialization.jsonObject(with: own.stdout) as? [String: Any])?["fingerprint"] as? String)
+
+        // Declining the prompt shares nothing; confirming shares and pins Rick's key.
+        let declined = try await owner(["vault", "share", "Team", rickEmail, "--role", "write"], "n\n")
+        #expect(declined.status == 1 && declined.stderr.hasSuffix("error: not confirmed; nothing was shared\n"))
+        #expect(declined.stderr.contains("is a new contact. Fingerprint of their sharing key:\n  \(rickFingerprint)\n"))
+        let shared = try await owner(["vault", "share", "Team", rickEmail, "--role", "write"], "y\n")
+        #expect(shared.status == 0, "\(shared.stderr)")
+        #expect(shared.stdoutText == "Shared \"Team\" with \(rickEmail) as write (fingerprint \(rickFingerprint)).\n")
+        let again = try await owner(["vault", "share", "Team", rickEmail, "--role", "read", "--yes"], nil)
+        #expect(again.status == 1 && again.stderr.hasSuffix("error: server refused (409): this user is already a member of the vault\n"), "\(again.stderr)")
+
+        // Rick sees the vault, reads the item and edits it; Olivia sees the edit.
+        #expect(try await rick(["vault", "list"], nil).stdoutText.contains("write  "))
+        #expect(try await rick(["item", "get", id, "--reveal"], nil).stdoutText.contains("password: guest-123"))
+        let edit = try await rick(["item", "edit", id, "--url", "https://wifi.example"], nil)
+        #expect(edit.stdoutText == "Saved \"Wi-Fi\" as version 2.\n", "\(edit.stderr)")
+        let seen = try await owner(["item", "get", id, "--json"], nil)
+        #expect((try JSONSerialization.jsonObject(with: seen.stdout) as? [String: Any])?["url"] as? String == "https://wifi.example")
+
+        let members = try await owner(["vault", "members", "Team", "--json"], nil)
+        let rows = try #require(try JSONSerialization.jsonObject(with: members.stdout) as? [[String: Any]])
+        #expect(rows.map { $0["role"] as? String } == ["owner", "write"])
+        #expect(rows.last?["pin"] as? String == "pinned" && rows.last?["fingerprint"] as? String == rickFingerprint)
+        let contacts = try await owner(["contacts", "list"], nil)
+        #expect(contacts.stdoutText.contains(rickEmail) && contacts.stdoutText.contains(rickFingerprint))
+
+        // Olivia revokes: key rotated, the item re-encrypted; Rick loses access at once.
+        let revoke = try await owner(["vault", "revoke", "Team", rickEmail], nil)
+        #expect(revoke.stdoutText == "Removed \(rickEmail) from \"Team\"; rotated the vault key and re-encrypted 1 items.\n", "\(revoke.stderr)")
+        let gone = try await rick(["item", "list", "Team"], nil)
+        #expect(gone.status == 1 && gone.stderr == "error: no vault \"Team\" (see `coffer vault list`)\n")
+        #expect(try await rick(["item", "get", id], nil).stderr == "error: not found (or you have no access to it)\n")
+        #expect(try await owner(["item", "get", id, "--reveal"], nil).stdoutText.contains("password: guest-123"))
+        let cannot = try await owner(["vault", "revoke", "Team", ownerEmail], nil)
+        #expect(cannot.stderr == "error: the owner cannot be removed from a vault\n")
+    }
+}
