@@ -99,8 +99,20 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                "CofferTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shared by both test targets: a key-substituting proxy that plays a malicious server.
+        .target(
+            name: "CofferTestSupport",
+            dependencies: [
+                "CofferProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            path: "Tests/CofferTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -109,6 +121,7 @@ let package = Package(
                 "coffer",
                 "CofferKit",
                 "CofferProtocol",
+                "CofferTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: swiftSettings

@@ -1,6 +1,8 @@
+import CofferCrypto
 import CofferKit
 import CofferProtocol
 import Foundation
+import CofferTestSupport
 import Testing
 
 /// `coffer vault share|members|revoke` and `coffer contacts` with two accounts on a live server.
@@ -65,5 +67,57 @@ struct SharingEndToEndTests {
         #expect(try await owner(["item", "get", id, "--reveal"], nil).stdoutText.contains("password: guest-123"))
         let cannot = try await owner(["vault", "revoke", "Team", ownerEmail], nil)
         #expect(cannot.stderr == "error: the owner cannot be removed from a vault\n")
+    }
+
+    @Test("a server substituting its own key on lookup: share refuses a pinned contact's changed key and shows the substituted fingerprint on first use")
+    func substitutedKey() async throws {
+        let directory = try Paths.temporaryDirectory()
+        let server = try await ServerProcess(database: directory.appendingPathComponent("coffer.sqlite").path)
+        defer { Task { await server.terminate() } }
+        func as_(_ who: String, via url: String? = nil) -> @Sendable ([String], String?) async throws -> CommandResult {
+            let config = directory.appendingPathComponent("config-\(who)").path
+            let target = url ?? server.url
+            return { arguments, stdin in
+                try await run(Paths.coffer, arguments + ["--server", target, "--config-dir", config], stdin: stdin.map { Data($0.utf8) })
+            }
+        }
+        var emails: [String: String] = [:]
+        for who in ["olivia", "rick", "dave"] {
+            emails[who] = "\(who)-\(UUID().uuidString.prefix(8).lowercased())@example.test"
+            #expect(try await as_(who)(["account", "register", "--email", emails[who]!, "--password-stdin", "--pbkdf2"], "pw \(who)\n").status == 0)
+        }
+        let owner = as_("olivia")
+        #expect(try await owner(["vault", "create", "Team"], nil).status == 0)
+        #expect(try await owner(["vault", "create", "Other"], nil).status == 0)
+        func identity(_ who: String) async throws -> (userId: String, fingerprint: String) {
+            let own = try await as_(who)(["contacts", "verify", emails[who]!, "--json"], nil)
+            let object = try #require(try JSONSerialization.jsonObject(with: own.stdout) as? [String: Any])
+            return (try #require(object["userId"] as? String), try #require(object["fingerprint"] as? String))
+        }
+        let rick = try await identity("rick")
+        let dave = try await identity("dave")
+        // Rick's real key gets pinned by a share through the honest server.
+        #expect(try await owner(["vault", "share", "Team", emails["rick"]!, "--yes"], nil).status == 0)
+
+        let evilKey = Base64URL.encode((0..<32).map { _ in UInt8.random(in: 0...255) })
+        let ownerConfig = directory.appendingPathComponent("config-olivia").path
+        let rickEmail = emails["rick"]!
+        let daveEmail = emails["dave"]!
+        try await withKeySubstitutingProxy(upstream: server.url, substitutedKey: evilKey) { proxy in
+            let ownerViaProxy: @Sendable ([String], String?) async throws -> CommandResult = { arguments, stdin in
+                try await run(Paths.coffer, arguments + ["--server", proxy, "--config-dir", ownerConfig], stdin: stdin.map { Data($0.utf8) })
+            }
+            let refused = try await ownerViaProxy(["vault", "share", "Other", rickEmail, "--yes"], nil)
+            #expect(refused.status == 1)
+            #expect(refused.stderr.contains("error: the sharing key of \(rickEmail) changed since it was pinned (pinned fingerprint \(rick.fingerprint), now \(KeyFingerprint.of(userId: rick.userId, publicKey: evilKey)))"), "\(refused.stderr)")
+            // Dave was never pinned: the prompt shows the substituted key's fingerprint, not Dave's.
+            let firstUse = try await ownerViaProxy(["vault", "share", "Other", daveEmail], "n\n")
+            let shown = KeyFingerprint.of(userId: dave.userId, publicKey: evilKey)
+            #expect(shown != dave.fingerprint)
+            #expect(firstUse.stderr.contains("is a new contact. Fingerprint of their sharing key:\n  \(shown)\n"), "\(firstUse.stderr)")
+            #expect(firstUse.stderr.hasSuffix("error: not confirmed; nothing was shared\n"))
+        }
+        let members = try await owner(["vault", "members", "Other", "--json"], nil)
+        #expect(try #require(try JSONSerialization.jsonObject(with: members.stdout) as? [[String: Any]]).count == 1)
     }
 }

@@ -2,6 +2,7 @@ import CofferCrypto
 import CofferKit
 import CofferProtocol
 import CofferServer
+import CofferTestSupport
 import Crypto
 import Foundation
 import Hummingbird

@@ -32,10 +32,13 @@ extension Coffer.Bench {
         @Option(help: "Items per pull page (the same for every row).")
         var pageSize = 1000
 
+        @Option(help: "Rounds of the incremental pull (10 edits, then one pull) and of the no-change pull.")
+        var rounds = 100
+
         func run() async throws {
             let counts = items.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
-            guard !counts.isEmpty, (1...1000).contains(batch), (1...5000).contains(pageSize) else {
-                throw CLIError("--items needs positive counts, --batch 1–1000, --page-size 1–5000")
+            guard !counts.isEmpty, (1...1000).contains(batch), (1...5000).contains(pageSize), (1...100_000).contains(rounds) else {
+                throw CLIError("--items needs positive counts, --batch 1–1000, --page-size 1–5000, --rounds 1–100000")
             }
             var configuration = ServerConfiguration()
             configuration.port = 0
@@ -78,7 +81,7 @@ extension Coffer.Bench {
                         + "\(String(format: "%.2f / %.2f", row.noChange.p50, row.noChange.p95)) ms | \(row.peakResidentMiB) MiB |"
                 )
             }
-            print("\nPage size \(pageSize) items; uploads in pushes of \(batch); items are ~200-byte encrypted login entries.")
+            print("\nPage size \(pageSize) items; uploads in pushes of \(batch); \(rounds) rounds of each pull; items are ~200-byte encrypted login entries.")
         }
 
         struct Row {
@@ -151,7 +154,7 @@ extension Coffer.Bench {
             // Incremental: 10 changes on device A, then one pull on device B from its cursor.
             var incremental: [Double] = []
             var version = 1
-            for _ in 0..<20 {
+            for _ in 0..<rounds {
                 var changes: [PushChange] = []
                 for id in ids.prefix(10) {
                     let document = ItemDocument(title: "Edited", password: UUID().uuidString)
@@ -169,7 +172,7 @@ extension Coffer.Bench {
                 cursor = page.vaults.first?.cursor ?? cursor
             }
             var noChange: [Double] = []
-            for _ in 0..<50 {
+            for _ in 0..<rounds {
                 let start = ContinuousClock.now
                 let _: PullResponse = try await api.post("/api/sync/pull", PullRequest(vaults: [vaultId: cursor], limit: pageSize), token: second)
                 noChange.append((ContinuousClock.now - start).milliseconds)

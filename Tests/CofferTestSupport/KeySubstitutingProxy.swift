@@ -3,16 +3,17 @@ import CofferProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTesting
 import NIOCore
 
 /// A man in the middle for tests: forwards every request to the real server, but when
 /// `substitutedKey` is set, answers user lookups with that sharing key instead of the real one.
-struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
+public struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
     let upstream: String
     let http: HTTPClient
     let substitutedKey: String?
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var outbound = HTTPClientRequest(url: upstream + request.uri.description)
         outbound.method = .RAW(value: request.method.rawValue)
         for field in request.headers where field.name != .contentLength {
@@ -33,7 +34,7 @@ struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
 }
 
 /// Runs `body` with the base URL of a proxy in front of `upstream`.
-func withKeySubstitutingProxy<T: Sendable>(
+public func withKeySubstitutingProxy<T: Sendable>(
     upstream: String, substitutedKey: String?, _ body: @Sendable (String) async throws -> T
 ) async throws -> T {
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
