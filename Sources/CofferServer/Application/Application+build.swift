@@ -1,6 +1,7 @@
 import CofferProtocol
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import Prometheus
 import ServiceLifecycle
@@ -25,11 +26,12 @@ public func buildApplication(
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
     clock: @escaping @Sendable () -> Timestamp = { .now },
-    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in },
+    probe: RealtimeProbe? = nil
 ) async throws -> CofferApplication {
     let store = try await openStore(configuration.database, poolSize: configuration.databasePoolSize, logger: logger)
     return buildApplication(
-        configuration: configuration, store: store, logger: logger, registry: registry, clock: clock, onServerRunning: onServerRunning
+        configuration: configuration, store: store, logger: logger, registry: registry, clock: clock, onServerRunning: onServerRunning, probe: probe
     )
 }
 
@@ -41,7 +43,8 @@ public func buildApplication(
     logger: Logger,
     registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(),
     clock: @escaping @Sendable () -> Timestamp = { .now },
-    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in }
+    onServerRunning: @escaping @Sendable (_ port: Int) async -> Void = { _ in },
+    probe: RealtimeProbe? = nil
 ) -> CofferApplication {
     let router = Router(context: AppRequestContext.self)
     // Outermost first: every response, errors included, gets an id and security headers.
@@ -58,31 +61,56 @@ public func buildApplication(
         store: store, clock: clock, accessLifetime: configuration.accessTokenLifetime, rotation: configuration.signingKeyRotation
     )
     let audit = AuditLog(store: store, clock: clock, logger: logger)
-    let authenticated = router.group("api").add(middleware: AuthMiddleware(tokens: tokens, store: store, clock: clock))
+    let authenticator = SessionAuthenticator(tokens: tokens, store: store, clock: clock)
+    let authenticated = router.group("api").add(middleware: AuthMiddleware(authenticator: authenticator))
+
+    // Real time: sockets of this instance, and (with PostgreSQL) the other instances through NOTIFY.
+    let hub = RealtimeHub(store: store, logger: logger)
+    let origin = UUID().uuidString.lowercased()
+    let bus = (store as? PostgresStore).map { PostgresEventBus(store: $0, hub: hub, origin: origin, logger: logger) }
+    let events = RealtimeEvents(hub: hub, bus: bus, origin: origin)
+    probe?.attach(hub: hub, bus: bus)
 
     SystemController(store: store, registry: registry).addRoutes(to: router)
     BackupController(store: store, configuration: configuration, clock: clock).addRoutes(to: router)
-    AuthController(store: store, tokens: tokens, configuration: configuration, clock: clock, audit: audit)
+    AuthController(store: store, tokens: tokens, configuration: configuration, clock: clock, audit: audit, events: events)
         .addRoutes(to: router, authenticated: authenticated)
-    DevicesController(store: store, clock: clock, audit: audit).addRoutes(to: authenticated)
+    DevicesController(store: store, clock: clock, audit: audit, events: events).addRoutes(to: authenticated)
     let access = VaultAuthorization(store: store)
-    let vaults = VaultsController(store: store, configuration: configuration, clock: clock, audit: audit, access: access)
+    let vaults = VaultsController(store: store, configuration: configuration, clock: clock, audit: audit, access: access, events: events)
     vaults.addRoutes(to: authenticated)
-    SyncController(store: store, configuration: configuration, clock: clock, vaults: vaults, access: access).addRoutes(to: authenticated)
-    SharesController(store: store, configuration: configuration, clock: clock, audit: audit, access: access).addRoutes(to: authenticated)
+    let sync = SyncController(store: store, configuration: configuration, clock: clock, vaults: vaults, access: access, events: events)
+    sync.addRoutes(to: authenticated)
+    SharesController(store: store, configuration: configuration, clock: clock, audit: audit, access: access, events: events).addRoutes(to: authenticated)
+    let realtime = RealtimeController(hub: hub, authenticator: authenticator, sync: sync, store: store, configuration: configuration, clock: clock)
     for route in BackupController.routes + AuthController.routes + DevicesController.routes + VaultsController.routes + SyncController.routes
         + SharesController.routes
     {
         router.answerMethodNotAllowed(path: route.path, allowed: route.methods)
     }
 
+    var services: [any Service] = [
+        StoreService(store: store),
+        MaintenanceService(store: store, tokens: tokens, clock: clock, logger: logger),
+    ]
+    if let bus { services.append(bus) }
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(
+            configuration: .init(
+                ws: WebSocketServerConfiguration(
+                    maxFrameSize: max(1 << 16, configuration.maxSyncRequestBody),
+                    autoPing: .enabled(timePeriod: .seconds(configuration.realtimePingInterval))
+                )
+            )
+        ) { request, channel, _ in
+            guard request.path == "/ws" else { return .dontUpgrade }
+            return .upgrade([:]) { inbound, outbound, context in
+                await realtime.handle(inbound, outbound, channel: channel, logger: context.logger)
+            }
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
-        services: [
-            StoreService(store: store),
-            MaintenanceService(store: store, tokens: tokens, clock: clock, logger: logger),
-        ],
+        services: services,
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )

@@ -57,6 +57,12 @@ public struct ServerConfiguration: Sendable {
     public var loginAddressLimits: [RateLimit] = [RateLimit(count: 20, window: .minute), RateLimit(count: 200, window: .hour)]
     /// Login attempts per account; a short window, so nobody can lock an owner out for long.
     public var loginAccountLimits: [RateLimit] = [RateLimit(count: 10, window: .minute)]
+    /// Seconds a new `/ws` socket has to send AUTH.
+    public var realtimeAuthTimeout: Double = 10
+    /// Bytes a socket may have queued for sending before it is disconnected as too slow.
+    public var realtimeQueueLimit = 1 << 20
+    /// Seconds between WebSocket pings; a socket that does not answer one by the next is closed.
+    public var realtimePingInterval = 30
     /// User lookups (`GET /api/users/lookup`) per account, so the directory cannot be scraped.
     public var lookupLimits: [RateLimit] = [RateLimit(count: 30, window: .minute), RateLimit(count: 200, window: .day)]
     /// Log level.

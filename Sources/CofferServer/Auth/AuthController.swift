@@ -12,6 +12,7 @@ struct AuthController {
     let configuration: ServerConfiguration
     let clock: @Sendable () -> Timestamp
     let audit: AuditLog
+    let events: RealtimeEvents
 
     static let challengeLifetime: Int64 = 120
 
@@ -131,6 +132,7 @@ struct AuthController {
             return try JSONResponse.ok(TokenResponse(accessToken: access, refreshToken: newToken, expiresIn: tokens.accessLifetime))
         case .reused(let session):
             await audit.record(AuditEventType.refreshReused, userId: session.userId, deviceId: session.deviceId)
+            await events.sessionsRevoked(userId: session.userId, deviceId: session.deviceId, reason: "a spent refresh token was reused; this session was revoked")
             throw AuthMiddleware.unauthorized("this refresh token was already used; the session is revoked, log in again")
         case .unknown:
             throw AuthMiddleware.unauthorized("the refresh token is invalid or expired")
@@ -143,6 +145,7 @@ struct AuthController {
         let identity = try context.requireIdentity()
         try await store.revokeSession(id: identity.sessionId, at: clock())
         await audit.record(AuditEventType.logout, userId: identity.userId, deviceId: identity.deviceId)
+        await events.sessionsRevoked(userId: identity.userId, deviceId: identity.deviceId, reason: "logged out")
         return try JSONResponse.ok(SuccessResponse())
     }
 
@@ -174,6 +177,7 @@ struct AuthController {
         )
         try await store.changePassword(update, keepSession: identity.sessionId, at: clock())
         await audit.record(AuditEventType.passwordChanged, userId: account.id, deviceId: identity.deviceId)
+        await events.sessionsRevoked(userId: account.id, keepSession: identity.sessionId, reason: "the password was changed on another device")
         return try JSONResponse.ok(SuccessResponse())
     }
 
@@ -183,6 +187,7 @@ struct AuthController {
         let body = try await request.decodeJSON(DeleteAccountRequest.self, limit: configuration.maxRequestBody)
         let account = try await provenAccount(identity, challenge: body.challenge, signature: body.signature, action: AuthAction.deleteAccount)
         try await store.deleteAccount(userId: account.id, at: clock())
+        await events.sessionsRevoked(userId: account.id, reason: "the account was deleted")
         return try JSONResponse.ok(SuccessResponse())
     }
 

@@ -7,6 +7,7 @@ struct DevicesController {
     let store: any Store
     let clock: @Sendable () -> Timestamp
     let audit: AuditLog
+    let events: RealtimeEvents
 
     func addRoutes(to authenticated: RouterGroup<AppRequestContext>) {
         authenticated.get("devices", use: list)
@@ -37,6 +38,7 @@ struct DevicesController {
             throw APIError(.notFound, code: ErrorCode.notFound, message: "no such device")
         }
         await audit.record(AuditEventType.deviceRevoked, userId: identity.userId, deviceId: identity.deviceId, detail: deviceId)
+        await events.sessionsRevoked(userId: identity.userId, deviceId: deviceId, reason: "this device was revoked")
         return try JSONResponse.ok(SuccessResponse())
     }
 

@@ -25,6 +25,9 @@ public protocol VaultStore: Sendable {
     /// One pull: the user's memberships and, vault by vault in membership order, the items
     /// changed after each vault's cursor (0 when absent), at most `limit` items in all.
     func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage
+    /// The highest revision among the vault's items last changed at or before `time`: a cursor
+    /// from which a pull returns at least every change made after `time`.
+    func revision(vaultId: String, notAfter time: Timestamp) async throws -> Int64
     /// Kept versions, newest first.
     func itemVersions(itemId: String) async throws -> [ItemVersion]
     /// Records that a conflict was resolved by keeping the server's version.

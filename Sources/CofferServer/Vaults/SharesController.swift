@@ -11,6 +11,7 @@ struct SharesController {
     let clock: @Sendable () -> Timestamp
     let audit: AuditLog
     let access: VaultAuthorization
+    let events: RealtimeEvents
 
     func addRoutes(to authenticated: RouterGroup<AppRequestContext>) {
         authenticated.get("users/lookup", use: lookup)
@@ -81,7 +82,9 @@ struct SharesController {
             try Self.requireWrappedKey(key, field: "wrappedKeys.\(userId)")
         }
         try await store.rotateVaultKey(vaultId: vault.id, sealedBy: identity.userId, encryptedMetadata: body.encryptedMetadata, wrappedKeys: body.wrappedKeys, at: clock())
-        return try JSONResponse.ok(try await access.require(.read, vaultId: vault.id, userId: identity.userId))
+        let rotated = try await access.require(.read, vaultId: vault.id, userId: identity.userId)
+        await events.vaultUpdated(vaultId: vault.id, revision: rotated.revision)
+        return try JSONResponse.ok(rotated)
     }
 
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -107,6 +110,7 @@ struct SharesController {
         let identity = try context.requireIdentity()
         let (share, _) = try await access.requireShare(id: try context.parameters.require("id"), changingTo: nil, userId: identity.userId)
         try await store.removeShare(id: share.id)
+        await events.accessRevoked(vaultId: share.vaultId, userIds: [share.userId])
         await auditBothSides(AuditEventType.shareRevoked, share, identity: identity)
         return try JSONResponse.ok(SuccessResponse())
     }

@@ -10,6 +10,7 @@ struct SyncController {
     let clock: @Sendable () -> Timestamp
     let vaults: VaultsController
     let access: VaultAuthorization
+    let events: RealtimeEvents
 
     static let maximumPullLimit = 5000
     static let maximumPushChanges = 1000
@@ -57,11 +58,16 @@ struct SyncController {
         guard body.changes.count <= Self.maximumPushChanges else {
             throw APIError(.contentTooLarge, code: ErrorCode.payloadTooLarge, message: "at most \(Self.maximumPushChanges) changes per push")
         }
-        // Validate and authorize every change first; then apply the valid ones together.
-        var results: [PushResult?] = Array(repeating: nil, count: body.changes.count)
+        return try JSONResponse.ok(PushResponse(results: try await apply(body.changes, identity: identity)))
+    }
+
+    /// Validates and authorizes every change, applies the valid ones together, and tells open
+    /// sockets about those applied. Used by HTTP pushes and by `ITEM_UPDATED` on `/ws`.
+    func apply(_ changes: [PushChange], identity: AuthIdentity) async throws -> [PushResult] {
+        var results: [PushResult?] = Array(repeating: nil, count: changes.count)
         var pending: [(index: Int, change: ItemChange)] = []
         var roles: [String: VaultRole?] = [:]
-        for (index, change) in body.changes.enumerated() {
+        for (index, change) in changes.enumerated() {
             do {
                 pending.append((index, try await validated(change, identity: identity, roles: &roles)))
             } catch {
@@ -69,17 +75,20 @@ struct SyncController {
             }
         }
         let outcomes = try await store.applyItemChanges(pending.map(\.change))
+        var applied: [Item] = []
         for ((index, change), outcome) in zip(pending, outcomes) {
             switch outcome {
             case .applied(let item):
                 results[index] = PushResult(itemId: change.itemId, status: .applied, version: item.version, revision: item.revision)
+                applied.append(item)
             case .conflict(let current, let base):
                 results[index] = PushResult(itemId: change.itemId, status: .conflict, current: current, base: base)
             case .notFound:
                 results[index] = Self.rejection(change.itemId, VaultAuthorization.notFound("item"))
             }
         }
-        return try JSONResponse.ok(PushResponse(results: results.compactMap { $0 }))
+        await events.itemsChanged(applied)
+        return results.compactMap { $0 }
     }
 
     /// Checks one change's shape and the caller's right to write it.
@@ -141,7 +150,7 @@ struct SyncController {
                 vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: deleted ? nil : body.encryptedData,
                 identity: identity, resolution: "client"
             )
-            return try vaults.respond(try await store.applyItemChange(change))
+            return try vaults.respond(try await vaults.apply(change))
         default:
             throw APIError.invalidField("strategy", "must be client or server")
         }

@@ -10,6 +10,7 @@ struct VaultsController {
     let clock: @Sendable () -> Timestamp
     let audit: AuditLog
     let access: VaultAuthorization
+    let events: RealtimeEvents
 
     func addRoutes(to authenticated: RouterGroup<AppRequestContext>) {
         authenticated.get("vaults", use: listVaults)
@@ -67,13 +68,17 @@ struct VaultsController {
         let body = try await request.decodeJSON(UpdateVaultRequest.self, limit: configuration.maxVaultMetadataSize + 16 * 1024)
         try Self.requireEnvelope(body.encryptedMetadata, field: "encryptedMetadata", limit: configuration.maxVaultMetadataSize)
         try await store.updateVaultMetadata(id: vault.id, encryptedMetadata: body.encryptedMetadata, at: clock())
-        return try JSONResponse.ok(try await access.require(.read, vaultId: vault.id, userId: identity.userId))
+        let updated = try await access.require(.read, vaultId: vault.id, userId: identity.userId)
+        await events.vaultUpdated(vaultId: vault.id, revision: updated.revision)
+        return try JSONResponse.ok(updated)
     }
 
     @Sendable func deleteVault(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let vault = try await access.require(.owner, vaultId: try context.parameters.require("id"), userId: identity.userId)
+        let members = try await store.members(vaultId: vault.id).map(\.userId).filter { $0 != identity.userId }
         try await store.deleteVault(id: vault.id)
+        await events.accessRevoked(vaultId: vault.id, userIds: members)
         await audit.record(AuditEventType.vaultDeleted, userId: identity.userId, deviceId: identity.deviceId, detail: vault.id)
         return try JSONResponse.ok(SuccessResponse())
     }
@@ -98,7 +103,7 @@ struct VaultsController {
         let body = try await request.decodeJSON(CreateItemRequest.self, limit: itemBodyLimit)
         let itemId = try body.id.map { try VaultIdentifiers.require($0, field: "id") } ?? UUID().uuidString.lowercased()
         try Self.requireEnvelope(body.encryptedData, field: "encryptedData", limit: configuration.maxItemSize)
-        let outcome = try await store.applyItemChange(
+        let outcome = try await apply(
             change(vaultId: vault.id, itemId: itemId, baseVersion: 0, data: body.encryptedData, identity: identity)
         )
         return try respond(outcome, created: true)
@@ -117,7 +122,7 @@ struct VaultsController {
         let body = try await request.decodeJSON(UpdateItemRequest.self, limit: itemBodyLimit)
         try Self.requireBaseVersion(body.baseVersion)
         try Self.requireEnvelope(body.encryptedData, field: "encryptedData", limit: configuration.maxItemSize)
-        let outcome = try await store.applyItemChange(
+        let outcome = try await apply(
             change(vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: body.encryptedData, identity: identity)
         )
         return try respond(outcome)
@@ -129,7 +134,7 @@ struct VaultsController {
         var request = request
         let body = try await request.decodeJSON(DeleteItemRequest.self, limit: configuration.maxRequestBody)
         try Self.requireBaseVersion(body.baseVersion)
-        let outcome = try await store.applyItemChange(
+        let outcome = try await apply(
             change(vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: nil, identity: identity)
         )
         return try respond(outcome)
@@ -152,10 +157,17 @@ struct VaultsController {
         // Rolling back writes the old content as a new version, so nothing in between is lost.
         var restore = change(vaultId: item.vaultId, itemId: item.id, baseVersion: item.version, data: old.encryptedData, identity: identity)
         restore.deleted = old.deleted
-        return try respond(try await store.applyItemChange(restore))
+        return try respond(try await apply(restore))
     }
 
     // MARK: Helpers
+
+    /// Applies one change and tells open sockets when it was applied.
+    func apply(_ change: ItemChange) async throws -> ItemChangeOutcome {
+        let outcome = try await store.applyItemChange(change)
+        if case .applied(let item) = outcome { await events.itemsChanged([item]) }
+        return outcome
+    }
 
     func change(vaultId: String, itemId: String, baseVersion: Int, data: String?, identity: AuthIdentity, resolution: String? = nil) -> ItemChange {
         ItemChange(

@@ -77,11 +77,12 @@ func testConfiguration(_ backend: TestBackend, _ adjust: (inout ServerConfigurat
 func makeTestApp(
     _ backend: TestBackend,
     clock: TestClock = TestClock(),
+    probe: RealtimeProbe? = nil,
     _ adjust: (inout ServerConfiguration) -> Void = { _ in }
 ) async throws -> CofferApplication {
     var logger = Logger(label: "coffer-test")
     logger.logLevel = .warning
-    return try await buildApplication(configuration: testConfiguration(backend, adjust), logger: logger, clock: clock.function)
+    return try await buildApplication(configuration: testConfiguration(backend, adjust), logger: logger, clock: clock.function, probe: probe)
 }
 
 /// A random 64-hex id, so tests sharing a PostgreSQL database never collide.

@@ -259,6 +259,15 @@ extension PostgresStore {
         return items
     }
 
+    public func revision(vaultId: String, notAfter time: Timestamp) async throws -> Int64 {
+        for try await revision in try await client.query(
+            "SELECT COALESCE(MAX(revision), 0)::BIGINT FROM items WHERE vault_id = \(vaultId) AND updated_at <= \(time.milliseconds)", logger: logger
+        ).decode(Int64.self) {
+            return revision
+        }
+        return 0
+    }
+
     public func itemVersions(itemId: String) async throws -> [ItemVersion] {
         var versions: [ItemVersion] = []
         for try await row in try await client.query(

@@ -9,13 +9,21 @@ import PostgresNIO
 public final class PostgresStore: Store {
     /// The connection pool; `run()` must be running (see `StoreService`).
     public let client: PostgresClient
+    /// For a connection of its own outside the pool (LISTEN needs one that stays open).
+    public let connectionConfiguration: PostgresConnection.Configuration
     let logger: Logger
 
     public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(ConfigurationError) {
         var configuration = try Self.configuration(url: url)
         configuration.options.maximumConnections = max(1, maximumConnections)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.connectionConfiguration = try Self.connectionConfiguration(url: url)
         self.logger = logger
+    }
+
+    /// Announces `payload` on `channel` to every listening instance (at most 8000 bytes).
+    public func notify(channel: String, payload: String) async throws {
+        try await client.query("SELECT pg_notify(\(channel), \(payload))", logger: logger)
     }
 
     /// Parses `postgres://user:pass@host:port/db?sslmode=disable|prefer|require`.
@@ -40,6 +48,26 @@ public final class PostgresStore: Store {
         )
         configuration.options.minimumConnections = 1
         return configuration
+    }
+
+    /// The same database as `configuration(url:)`, for a single connection.
+    static func connectionConfiguration(url: String) throws(ConfigurationError) -> PostgresConnection.Configuration {
+        let pool = try configuration(url: url)
+        let sslMode = URLComponents(string: url)?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch sslMode {
+            case "disable": tls = .disable
+            case "prefer", "allow": tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+        } catch {
+            throw ConfigurationError("cannot set up TLS for the database: \(error)")
+        }
+        return PostgresConnection.Configuration(
+            host: pool.host ?? "localhost", port: pool.port ?? 5432, username: pool.username, password: pool.password, database: pool.database,
+            tls: tls
+        )
     }
 
     /// Keeps the pool alive until cancelled.

@@ -198,6 +198,14 @@ extension SQLiteStore {
         return ChangesPage(memberships: memberships, changes: pager.changes)
     }
 
+    public func revision(vaultId: String, notAfter time: Timestamp) async throws -> Int64 {
+        try await read { connection in
+            try connection.query(
+                "SELECT COALESCE(MAX(revision), 0) AS revision FROM items WHERE vault_id = ? AND updated_at <= ?", [.text(vaultId), .timestamp(time)]
+            ).first?.int64("revision") ?? 0
+        }
+    }
+
     public func itemVersions(itemId: String) async throws -> [ItemVersion] {
         try await read { connection in
             try connection.query("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version DESC", [.text(itemId)]).map(Self.version)

@@ -1,0 +1,206 @@
+import CofferProtocol
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+
+/// One `/ws` connection (SPEC.md §9): AUTH first (within the configured time, else closed), then
+/// SYNC_REQUEST, ITEM_UPDATED pushes applied exactly like HTTP pushes, and PING. Everything the
+/// server sends after AUTH goes through the socket's bounded outbox, in order.
+struct RealtimeController: Sendable {
+    let hub: RealtimeHub
+    let authenticator: SessionAuthenticator
+    let sync: SyncController
+    let store: any Store
+    let configuration: ServerConfiguration
+    let clock: @Sendable () -> Timestamp
+
+    func handle(_ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, channel: any Channel, logger: Logger) async {
+        let session = SocketSession()
+        // On shutdown every socket is closed (1001), so clients reconnect elsewhere and the
+        // server does not wait on them.
+        await withGracefulShutdownHandler {
+            await serve(inbound, outbound, session: session, disconnect: { channel.close(promise: nil) }, logger: logger)
+        } onGracefulShutdown: {
+            if let subscriber = session.subscriber {
+                subscriber.outbox.close(.shuttingDown)
+            } else {
+                Task { try? await outbound.close(.goingAway, reason: "server shutting down") }
+            }
+        }
+    }
+
+    private func serve(
+        _ inbound: WebSocketInboundStream, _ outbound: WebSocketOutboundWriter, session: SocketSession, disconnect: @escaping @Sendable () -> Void,
+        logger: Logger
+    ) async {
+        await withTaskGroup(of: Void.self) { group in
+            // Watchdog: a socket that has not authenticated in time is closed.
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(configuration.realtimeAuthTimeout * 1000)))
+                guard !Task.isCancelled, session.subscriber == nil else { return }
+                try? await outbound.write(.text(Self.text(RealtimeServerMessage(type: RealtimeType.authFailed, code: "auth_timeout", error: "send AUTH within \(configuration.realtimeAuthTimeout) s"))))
+                try? await outbound.close(.policyViolation, reason: "authentication timed out")
+            }
+            do {
+                for try await message in inbound.messages(maxSize: configuration.maxSyncRequestBody) {
+                    guard case .text(let text) = message, let decoded = try? JSONDecoder().decode(RealtimeClientMessage.self, from: Data(text.utf8)) else {
+                        let error = Self.text(Self.error("bad_message", "messages are JSON objects with a type"))
+                        if let subscriber = session.subscriber {
+                            subscriber.send(error)
+                        } else {
+                            try await outbound.write(.text(error))
+                        }
+                        continue
+                    }
+                    guard let subscriber = session.subscriber else {
+                        guard let subscriber = try await authenticate(decoded, outbound: outbound, disconnect: disconnect) else { break }
+                        session.subscriber = subscriber
+                        startWriting(subscriber, outbound: outbound, group: &group)
+                        continue
+                    }
+                    await handle(decoded, subscriber: subscriber)
+                }
+            } catch {
+                logger.debug("socket ended", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            if let subscriber = session.subscriber {
+                subscriber.outbox.close(.normal)
+                hub.remove(subscriber)
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// AUTH: a valid token of an active session, from the device it was issued to.
+    private func authenticate(
+        _ message: RealtimeClientMessage, outbound: WebSocketOutboundWriter, disconnect: @escaping @Sendable () -> Void
+    ) async throws -> RealtimeHub.Subscriber? {
+        func fail(_ code: String, _ error: String) async throws -> RealtimeHub.Subscriber? {
+            try await outbound.write(.text(Self.text(RealtimeServerMessage(type: RealtimeType.authFailed, code: code, error: error))))
+            try await outbound.close(.policyViolation, reason: "authentication failed")
+            return nil
+        }
+        guard message.type == RealtimeType.auth, let token = message.token else {
+            return try await fail("auth_required", "the first message must be AUTH with a token")
+        }
+        let identity: AuthIdentity
+        let expiresAt: Timestamp
+        do {
+            (identity, expiresAt) = try await authenticator.authenticate(token: token)
+        } catch {
+            return try await fail("unauthorized", "the access token is invalid or expired, or its session has ended")
+        }
+        guard message.deviceId == nil || message.deviceId?.lowercased() == identity.deviceId else {
+            return try await fail("unauthorized", "deviceId is not the device this token was issued to")
+        }
+        // Where each of the user's vaults stands now: a later catch-up starts there.
+        hub.noteRevisions(Dictionary(try await store.vaults(userId: identity.userId).map { ($0.id, $0.revision) }, uniquingKeysWith: max))
+        let subscriber = hub.add(identity, queueLimit: configuration.realtimeQueueLimit, disconnect: disconnect)
+        subscriber.send(Self.text(RealtimeServerMessage(type: RealtimeType.authSuccess, userId: identity.userId)))
+        // The socket lives no longer than its token.
+        let remaining = max(0, expiresAt.milliseconds - clock().milliseconds)
+        Task { [hub] in
+            try? await Task.sleep(for: .milliseconds(remaining))
+            hub.expire(subscriber)
+        }
+        return subscriber
+    }
+
+    /// Drains the outbox into the socket; when the outbox ends for a reason, closes the socket.
+    private func startWriting(_ subscriber: RealtimeHub.Subscriber, outbound: WebSocketOutboundWriter, group: inout TaskGroup<Void>) {
+        group.addTask {
+            for await text in subscriber.outbox.stream {
+                do {
+                    try await outbound.write(.text(text))
+                } catch {
+                    break
+                }
+                subscriber.outbox.sent(text)
+            }
+            switch subscriber.outbox.ending {
+            case .tooSlow: try? await outbound.close(.policyViolation, reason: "too slow: the outbound queue passed its limit")
+            case .sessionEnded: try? await outbound.close(.policyViolation, reason: "session ended")
+            case .shuttingDown: try? await outbound.close(.goingAway, reason: "server shutting down")
+            case .normal, nil: break
+            }
+        }
+    }
+
+    private func handle(_ message: RealtimeClientMessage, subscriber: RealtimeHub.Subscriber) async {
+        let outbox = subscriber
+        switch message.type {
+        case RealtimeType.ping:
+            outbox.send(Self.text(RealtimeServerMessage(type: RealtimeType.pong, timestamp: clock())))
+        case RealtimeType.syncRequest:
+            outbox.send(Self.text(await syncResponse(message, identity: subscriber.identity)))
+        case RealtimeType.itemUpdated:
+            outbox.send(Self.text(await push(message, identity: subscriber.identity)))
+        case RealtimeType.auth:
+            outbox.send(Self.text(Self.error("already_authenticated", "this socket is already authenticated")))
+        default:
+            outbox.send(Self.text(Self.error("unknown_type", "unknown message type '\(message.type)'")))
+        }
+    }
+
+    /// SYNC_REQUEST: one page of a readable vault's changes after a cursor or a time.
+    private func syncResponse(_ message: RealtimeClientMessage, identity: AuthIdentity) async -> RealtimeServerMessage {
+        do {
+            guard let vaultId = message.vaultId.flatMap(VaultIdentifiers.normalized), try await store.vault(id: vaultId, userId: identity.userId) != nil else {
+                return Self.error("not_found", "no such vault", vaultId: message.vaultId)
+            }
+            let limit = min(max(message.limit ?? 1000, 1), SyncController.maximumPullLimit)
+            let since: Int64
+            if let cursor = message.cursor {
+                guard cursor >= 0 else { return Self.error("invalid_field", "cursor must be 0 or more", vaultId: vaultId) }
+                since = cursor
+            } else if let time = message.lastSyncTimestamp {
+                since = try await store.revision(vaultId: vaultId, notAfter: time)
+            } else {
+                since = 0
+            }
+            let items = try await store.items(vaultId: vaultId, since: since, limit: limit + 1)
+            let page = Array(items.prefix(limit))
+            return RealtimeServerMessage(
+                type: RealtimeType.syncResponse, vaultId: vaultId, updates: page, cursor: page.last?.revision ?? since, hasMore: items.count > limit
+            )
+        } catch {
+            return Self.error("internal_error", "the server could not read the vault", vaultId: message.vaultId)
+        }
+    }
+
+    /// ITEM_UPDATED from the client: applied like one HTTP push change; others hear of it.
+    private func push(_ message: RealtimeClientMessage, identity: AuthIdentity) async -> RealtimeServerMessage {
+        guard let vaultId = message.vaultId, let item = message.item else {
+            return Self.error("invalid_field", "ITEM_UPDATED needs vaultId and item {id, baseVersion, encryptedData | deleted}", vaultId: message.vaultId)
+        }
+        let change = PushChange(vaultId: vaultId, itemId: item.id, baseVersion: item.baseVersion, encryptedData: item.encryptedData, deleted: item.deleted)
+        do {
+            guard let result = try await sync.apply([change], identity: identity).first else { throw APIError.internalError }
+            return RealtimeServerMessage(type: RealtimeType.pushResult, vaultId: vaultId, result: result)
+        } catch {
+            let apiError = error as? APIError ?? (error as? StoreError).map(APIError.init) ?? .internalError
+            return Self.error(apiError.code, apiError.message, vaultId: vaultId)
+        }
+    }
+
+    static func error(_ code: String, _ message: String, vaultId: String? = nil) -> RealtimeServerMessage {
+        RealtimeServerMessage(type: RealtimeType.error, vaultId: vaultId, code: code, error: message)
+    }
+
+    static func text(_ message: RealtimeServerMessage) -> String {
+        RealtimeHub.encode(message) ?? #"{"type":"ERROR","code":"internal_error","error":"could not encode a message"}"#
+    }
+}
+
+/// The subscriber of one socket once it has authenticated, shared with its watchdog.
+private final class SocketSession: Sendable {
+    private let state = Mutex<RealtimeHub.Subscriber?>(nil)
+
+    var subscriber: RealtimeHub.Subscriber? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
+}
