@@ -8,6 +8,7 @@ struct LatencyStats: Encodable {
     var p50: Double
     var p95: Double
     var p99: Double
+    var max: Double
     var failures: Int
 
     /// `latencies` in milliseconds.
@@ -23,6 +24,7 @@ struct LatencyStats: Encodable {
         p50 = percentile(0.50)
         p95 = percentile(0.95)
         p99 = percentile(0.99)
+        max = sorted.last ?? 0
         self.failures = failures
     }
 }
