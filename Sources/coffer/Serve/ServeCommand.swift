@@ -88,6 +88,15 @@ extension Coffer {
         @Option(help: "User lookups (for sharing) per account. (env: COFFER_LOOKUP_RATE_LIMIT, default: 30/minute,200/day)")
         var lookupRateLimit: String?
 
+        @Option(help: "Seconds a new /ws socket has to send AUTH. (env: COFFER_WS_AUTH_TIMEOUT, default: 10)")
+        var wsAuthTimeout: Int?
+
+        @Option(help: "Bytes a /ws socket may have waiting to be sent before it is cut off as too slow. (env: COFFER_WS_QUEUE_LIMIT, default: 1048576)")
+        var wsQueueLimit: Int?
+
+        @Option(help: "Seconds between WebSocket pings; a socket that misses one is closed. (env: COFFER_WS_PING_INTERVAL, default: 30)")
+        var wsPingInterval: Int?
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (env: COFFER_LOG_LEVEL, default: info)")
         var logLevel: String?
 
@@ -184,6 +193,9 @@ extension Coffer {
             if let list = try limits(loginRateLimit, "COFFER_LOGIN_RATE_LIMIT") { configuration.loginAddressLimits = list }
             if let list = try limits(loginAccountRateLimit, "COFFER_LOGIN_ACCOUNT_RATE_LIMIT") { configuration.loginAccountLimits = list }
             if let list = try limits(lookupRateLimit, "COFFER_LOOKUP_RATE_LIMIT") { configuration.lookupLimits = list }
+            if let seconds = try integer(wsAuthTimeout, "COFFER_WS_AUTH_TIMEOUT", minimum: 1) { configuration.realtimeAuthTimeout = Double(seconds) }
+            if let bytes = try integer(wsQueueLimit, "COFFER_WS_QUEUE_LIMIT", minimum: 64 * 1024) { configuration.realtimeQueueLimit = bytes }
+            if let seconds = try integer(wsPingInterval, "COFFER_WS_PING_INTERVAL", minimum: 1) { configuration.realtimePingInterval = seconds }
             if let text = value(logLevel, "COFFER_LOG_LEVEL") {
                 guard let level = Logger.Level(rawValue: text.lowercased()) else { throw CLIError("COFFER_LOG_LEVEL=\(text): unknown level") }
                 configuration.logLevel = level
