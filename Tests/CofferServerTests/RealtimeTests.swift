@@ -145,6 +145,13 @@ struct RealtimeTests {
             try await laptop.send(.syncRequest(vaultId: bobsVault.id, cursor: 0))
             let denied = await laptopInbox.next()
             #expect(denied?.type == RealtimeType.error && denied?.code == "not_found" && denied?.updates == nil)
+
+            // A metadata change: VAULT_UPDATED with the new revision to the vault's devices.
+            let renamed = try await client.authorized(.put, "/api/vaults/\(vault.id)", token: alicePhone.token, json: UpdateVaultRequest(encryptedMetadata: try envelope()))
+            let summary = try renamed.decode(VaultSummary.self)
+            let updated = await laptopInbox.next()
+            #expect(updated?.type == RealtimeType.vaultUpdated && updated?.vaultId == vault.id && updated?.revision == summary.revision)
+            try await Self.expectNothingPending(bobSocket, bobInbox, "not to a non-member either")
             await laptop.close()
             await phone.close()
             await bobSocket.close()
@@ -189,6 +196,18 @@ struct RealtimeTests {
             #expect(ContinuousClock.now - started < .seconds(1))
             #expect(phone.closeCode == 1008)
             await carolSocket.close()
+        }
+    }
+
+    @Test("a socket ends with SESSION_REVOKED when its access token expires", arguments: TestBackend.available)
+    func expiredTokenEndsTheSocket(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend, { $0.accessTokenLifetime = 1 }).test(.live) { client in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            let alice = try await SignedInUser.register(client)
+            let (_, inbox) = try await Self.connect(base, alice)
+            let ended = await inbox.next(within: .seconds(3))
+            #expect(ended?.type == RealtimeType.sessionRevoked && ended?.code == "token_expired")
+            #expect(await inbox.closed(within: .seconds(2)))
         }
     }
 

@@ -57,13 +57,13 @@ struct SharesController {
         guard recipient.id != identity.userId else { throw APIError.invalidField("email", "cannot share a vault with yourself") }
         guard let sharer = try await store.account(id: identity.userId) else { throw StoreError.userNotFound }
         let now = clock()
-        let record = ShareRecord(
+        let record = Share(
             id: UUID().uuidString.lowercased(), vaultId: vault.id, userId: recipient.id, email: recipient.email, role: body.role,
             grantedBy: identity.userId, grantedByEmail: sharer.email, createdAt: now, updatedAt: now
         )
         try await store.addShare(record, wrappedKey: body.wrappedKey)
         await auditBothSides(AuditEventType.shareGranted, record, identity: identity)
-        return try JSONResponse.make(.created, record.share)
+        return try JSONResponse.make(.created, record)
     }
 
     @Sendable func members(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -90,7 +90,7 @@ struct SharesController {
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         let shares = try await store.shares(userId: identity.userId)
-        return try JSONResponse.ok(SharesResponse(incoming: shares.incoming.map(\.share), outgoing: shares.outgoing.map(\.share)))
+        return try JSONResponse.ok(SharesResponse(incoming: shares.incoming, outgoing: shares.outgoing))
     }
 
     @Sendable func changeRole(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -103,7 +103,7 @@ struct SharesController {
         share.role = body.role
         share.updatedAt = now
         await auditBothSides(AuditEventType.shareChanged, share, identity: identity)
-        return try JSONResponse.ok(share.share)
+        return try JSONResponse.ok(share)
     }
 
     @Sendable func revoke(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -116,7 +116,7 @@ struct SharesController {
     }
 
     /// Both the member who acted and the member concerned see the event in their audit log.
-    private func auditBothSides(_ type: String, _ share: ShareRecord, identity: AuthIdentity) async {
+    private func auditBothSides(_ type: String, _ share: Share, identity: AuthIdentity) async {
         let detail = "vault \(share.vaultId) user \(share.userId) role \(share.role.rawValue)"
         await audit.record(type, userId: identity.userId, deviceId: identity.deviceId, detail: detail)
         if share.userId != identity.userId {

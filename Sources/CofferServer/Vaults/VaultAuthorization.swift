@@ -53,7 +53,7 @@ struct VaultAuthorization: Sendable {
 
     /// A share, if the caller may change its role to `role` (nil: may revoke it). The recipient
     /// may always leave; managing others' shares needs authority over both the old and new role.
-    func requireShare(id: String, changingTo role: VaultRole?, userId: String) async throws -> (ShareRecord, VaultSummary) {
+    func requireShare(id: String, changingTo role: VaultRole?, userId: String) async throws -> (Share, VaultSummary) {
         guard let id = VaultIdentifiers.normalized(id), let share = try await store.share(id: id),
             let vault = try await store.vault(id: share.vaultId, userId: userId)
         else {

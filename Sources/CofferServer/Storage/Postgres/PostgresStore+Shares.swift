@@ -8,7 +8,7 @@ extension PostgresStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: ShareRecord, wrappedKey: String) async throws {
+    public func addShare(_ share: Share, wrappedKey: String) async throws {
         let inserted = try await client.query(
             """
             INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
@@ -21,11 +21,11 @@ extension PostgresStore {
         guard !inserted.isEmpty else { throw StoreError.alreadyMember }
     }
 
-    public func share(id: String) async throws -> ShareRecord? {
+    public func share(id: String) async throws -> Share? {
         try await shares("\(unescaped: Self.shareSelect) WHERE m.share_id = \(id)").first
     }
 
-    public func shares(userId: String) async throws -> (incoming: [ShareRecord], outgoing: [ShareRecord]) {
+    public func shares(userId: String) async throws -> (incoming: [Share], outgoing: [Share]) {
         let incoming = try await shares(
             "\(unescaped: Self.shareSelect) WHERE m.user_id = \(userId) AND m.share_id IS NOT NULL ORDER BY m.created_at, m.share_id"
         )
@@ -38,12 +38,12 @@ extension PostgresStore {
         return (incoming, outgoing)
     }
 
-    private func shares(_ query: PostgresQuery) async throws -> [ShareRecord] {
-        var shares: [ShareRecord] = []
+    private func shares(_ query: PostgresQuery) async throws -> [Share] {
+        var shares: [Share] = []
         for try await row in try await client.query(query, logger: logger).decode(ShareRow.self) {
             guard let role = VaultRole(rawValue: row.4) else { continue }
             shares.append(
-                ShareRecord(
+                Share(
                     id: row.0, vaultId: row.1, userId: row.2, email: row.3, role: role, grantedBy: row.5, grantedByEmail: row.6,
                     createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8)
                 )

@@ -8,7 +8,7 @@ extension SQLiteStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: ShareRecord, wrappedKey: String) async throws {
+    public func addShare(_ share: Share, wrappedKey: String) async throws {
         try await write { connection in
             let inserted = try connection.query(
                 """
@@ -24,11 +24,11 @@ extension SQLiteStore {
         }
     }
 
-    public func share(id: String) async throws -> ShareRecord? {
+    public func share(id: String) async throws -> Share? {
         try await read { try $0.query("\(Self.shareSelect) WHERE m.share_id = ?", [.text(id)]).first.flatMap(Self.share) }
     }
 
-    public func shares(userId: String) async throws -> (incoming: [ShareRecord], outgoing: [ShareRecord]) {
+    public func shares(userId: String) async throws -> (incoming: [Share], outgoing: [Share]) {
         try await read { connection in
             let incoming = try connection.query(
                 "\(Self.shareSelect) WHERE m.user_id = ? AND m.share_id IS NOT NULL ORDER BY m.created_at, m.share_id", [.text(userId)]
@@ -44,9 +44,9 @@ extension SQLiteStore {
         }
     }
 
-    private static func share(_ row: SQLiteResultRow) -> ShareRecord? {
+    private static func share(_ row: SQLiteResultRow) -> Share? {
         guard let id = row.string("share_id"), let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
-        return ShareRecord(
+        return Share(
             id: id, vaultId: row.string("vault_id") ?? "", userId: row.string("user_id") ?? "", email: row.string("email") ?? "", role: role,
             grantedBy: row.string("granted_by") ?? "", grantedByEmail: row.string("granted_by_email") ?? "",
             createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at")
