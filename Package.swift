@@ -96,6 +96,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "CofferKitTests",
+            dependencies: ["CofferKit", "CofferProtocol"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "CofferServerTests",
             dependencies: [
                 "CofferServer",
