@@ -31,6 +31,15 @@ public enum ContactCheck: Sendable, Equatable {
     /// A different key than pinned: refuse unless the user accepts it explicitly.
     case changed(pinned: PinnedContact, offered: PinnedContact)
 
+    /// The contact offered, if it may be used: a key that changed since it was pinned throws
+    /// `CofferError.contactKeyChanged` unless `acceptChanged`.
+    public func trusted(acceptChanged: Bool = false) throws -> PinnedContact {
+        if case .changed(let pinned, let offered) = self, !acceptChanged {
+            throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+        }
+        return offered
+    }
+
     /// The contact the server offered.
     public var offered: PinnedContact {
         switch self {

@@ -27,10 +27,7 @@ public struct SharingClient: Sendable {
     /// Seals the vault key to the contact and shares the vault. A key that changed since it was
     /// pinned is refused unless `acceptChangedKey`; a new contact is pinned.
     public func share(_ vault: DecryptedVault, with check: ContactCheck, role: VaultRole, acceptChangedKey: Bool = false) async throws -> Share {
-        if case .changed(let pinned, let offered) = check, !acceptChangedKey {
-            throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
-        }
-        let contact = check.offered
+        let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
         let sealed = try SealedVaultKey.seal(vault.key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId)
         let share: Share = try await client.authorized(
@@ -96,12 +93,8 @@ public struct SharingClient: Sendable {
                     continue
                 }
                 let check = try contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey)
-                switch check {
-                case .changed(let pinned, let offered):
-                    throw CofferError.contactKeyChanged(email: member.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
-                case .new(let contact): try contacts.pin(contact)
-                case .pinned: break
-                }
+                let contact = try check.trusted()
+                if case .new = check { try contacts.pin(contact) }
                 wrappedKeys[member.userId] = try SealedVaultKey.seal(
                     newKey.key, to: member.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId
                 )

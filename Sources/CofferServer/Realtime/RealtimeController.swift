@@ -130,18 +130,17 @@ struct RealtimeController: Sendable {
     }
 
     private func handle(_ message: RealtimeClientMessage, subscriber: RealtimeHub.Subscriber) async {
-        let outbox = subscriber
         switch message.type {
         case RealtimeType.ping:
-            outbox.send(Self.text(RealtimeServerMessage(type: RealtimeType.pong, timestamp: clock())))
+            subscriber.send(Self.text(RealtimeServerMessage(type: RealtimeType.pong, timestamp: clock())))
         case RealtimeType.syncRequest:
-            outbox.send(Self.text(await syncResponse(message, identity: subscriber.identity)))
+            subscriber.send(Self.text(await syncResponse(message, identity: subscriber.identity)))
         case RealtimeType.itemUpdated:
-            outbox.send(Self.text(await push(message, identity: subscriber.identity)))
+            subscriber.send(Self.text(await push(message, identity: subscriber.identity)))
         case RealtimeType.auth:
-            outbox.send(Self.text(Self.error("already_authenticated", "this socket is already authenticated")))
+            subscriber.send(Self.text(Self.error("already_authenticated", "this socket is already authenticated")))
         default:
-            outbox.send(Self.text(Self.error("unknown_type", "unknown message type '\(message.type)'")))
+            subscriber.send(Self.text(Self.error("unknown_type", "unknown message type '\(message.type)'")))
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CofferCrypto
 import CofferKit
 import CofferProtocol
 import Foundation
@@ -25,16 +26,13 @@ extension Coffer.Vault {
                 let sharing = try await options.makeSharingClient()
                 let target = try await VaultLookup.find(vault, in: sharing.vaults)
                 let check = try await sharing.lookup(email: email)
-                let contact = check.offered
+                let contact = try check.trusted(acceptChanged: acceptChangedKey)
                 switch check {
                 case .new:
                     Terminal.note("\(contact.email) is a new contact. Fingerprint of their sharing key:\n  \(contact.fingerprint)\nCompare it with the one `coffer contacts verify` shows on their side.")
                 case .pinned(let pinned):
                     Terminal.note("\(contact.email): fingerprint \(pinned.fingerprint) (pinned \(pinned.pinnedAt.iso8601.prefix(10))\(pinned.verified ? ", verified" : "")).")
                 case .changed(let pinned, let offered):
-                    guard acceptChangedKey else {
-                        throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
-                    }
                     Terminal.note("WARNING: the sharing key of \(offered.email) changed.\n  pinned: \(pinned.fingerprint)\n  now:    \(offered.fingerprint)")
                 }
                 if !yes {
@@ -66,7 +64,7 @@ extension Coffer.Vault {
                     let pinned = try sharing.contacts.contact(userId: member.userId)
                     return MemberRow(
                         userId: member.userId, email: member.email, role: member.role.rawValue, since: member.since.iso8601,
-                        fingerprint: KeyFingerprintText.of(member),
+                        fingerprint: KeyFingerprint.of(userId: member.userId, publicKey: member.publicKey),
                         pin: pinned.map { $0.publicKey == member.publicKey ? ($0.verified ? "verified" : "pinned") : "CHANGED" } ?? "not pinned"
                     )
                 }
@@ -204,10 +202,4 @@ struct VerifyRow: Encodable {
     var userId: String
     var fingerprint: String
     var status: String
-}
-
-enum KeyFingerprintText {
-    static func of(_ member: VaultMember) -> String {
-        PinnedContact(email: member.email, userId: member.userId, publicKey: member.publicKey).fingerprint
-    }
 }

@@ -31,28 +31,22 @@ actor Inbox {
 
     /// The next message; nil if the socket closed first or nothing came within `timeout`.
     func next(within timeout: Duration = .seconds(5)) async -> RealtimeServerMessage? {
-        let deadline = ContinuousClock.now + timeout
-        while buffer.isEmpty && !finished {
-            let remaining = deadline - .now
-            guard remaining > .zero else { return nil }
-            await withCheckedContinuation { continuation in
-                waiter = continuation
-                Task { [self] in
-                    try? await Task.sleep(for: remaining)
-                    await self.wake()
-                }
-            }
-        }
+        await wait(forClose: false, deadline: .now + timeout)
         return buffer.isEmpty ? nil : buffer.removeFirst()
     }
 
     /// Whether the socket closed within `timeout` (messages still buffered are dropped).
     func closed(within timeout: Duration = .seconds(5)) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while !finished {
-            buffer.removeAll()
+        await wait(forClose: true, deadline: .now + timeout)
+        buffer.removeAll()
+        return finished
+    }
+
+    /// Returns once a message is buffered (or, `forClose`, the socket closed), or `deadline` passes.
+    private func wait(forClose: Bool, deadline: ContinuousClock.Instant) async {
+        while !(finished || (!forClose && !buffer.isEmpty)) {
             let remaining = deadline - .now
-            guard remaining > .zero else { return false }
+            guard remaining > .zero else { return }
             await withCheckedContinuation { continuation in
                 waiter = continuation
                 Task { [self] in
@@ -61,6 +55,5 @@ actor Inbox {
                 }
             }
         }
-        return true
     }
 }

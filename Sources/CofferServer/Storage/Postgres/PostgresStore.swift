@@ -34,13 +34,11 @@ public final class PostgresStore: Store {
         let username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
         let password = components.password.flatMap { $0.removingPercentEncoding }
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        let sslMode = components.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresClient.Configuration.TLS
-        switch sslMode {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
-        default: throw ConfigurationError("database URL sslmode must be disable, prefer or require")
+        switch try tlsMode(components) {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(.makeClientConfiguration())
+        case .require: tls = .require(.makeClientConfiguration())
         }
         var configuration = PostgresClient.Configuration(
             host: host, port: components.port ?? 5432, username: username, password: password,
@@ -50,17 +48,30 @@ public final class PostgresStore: Store {
         return configuration
     }
 
+    private enum TLSMode { case disable, prefer, require }
+
+    /// The URL's `sslmode` (default prefer).
+    private static func tlsMode(_ components: URLComponents?) throws(ConfigurationError) -> TLSMode {
+        switch components?.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
+        case "disable": .disable
+        case "prefer", "allow": .prefer
+        case "require", "verify-ca", "verify-full": .require
+        default: throw ConfigurationError("database URL sslmode must be disable, prefer or require")
+        }
+    }
+
     /// The same database as `configuration(url:)`, for a single connection.
     static func connectionConfiguration(url: String) throws(ConfigurationError) -> PostgresConnection.Configuration {
         let pool = try configuration(url: url)
-        let sslMode = URLComponents(string: url)?.queryItems?.first { $0.name == "sslmode" }?.value ?? "prefer"
         let tls: PostgresConnection.Configuration.TLS
         do {
-            switch sslMode {
-            case "disable": tls = .disable
-            case "prefer", "allow": tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            default: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            switch try tlsMode(URLComponents(string: url)) {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
             }
+        } catch let error as ConfigurationError {
+            throw error
         } catch {
             throw ConfigurationError("cannot set up TLS for the database: \(error)")
         }

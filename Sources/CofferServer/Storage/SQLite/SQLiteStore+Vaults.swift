@@ -25,12 +25,14 @@ extension SQLiteStore {
     }
 
     public func vaults(userId: String) async throws -> [VaultSummary] {
-        try await read { connection in
-            try connection.query(
-                "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
-                [.text(userId)]
-            ).compactMap(Self.vault)
-        }
+        try await read { try Self.memberships(on: $0, userId: userId) }
+    }
+
+    private static func memberships(on connection: SQLiteDirectConnection, userId: String) throws -> [VaultSummary] {
+        try connection.query(
+            "SELECT \(vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
+            [.text(userId)]
+        ).compactMap(vault)
     }
 
     public func vault(id: String, userId: String) async throws -> VaultSummary? {
@@ -159,12 +161,13 @@ extension SQLiteStore {
     }
 
     public func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item] {
-        try await read { connection in
-            try connection.query(
-                "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?",
-                [.text(vaultId), .integer(Int(since)), .integer(limit)]
-            ).map(Self.item)
-        }
+        try await read { try Self.items(on: $0, vaultId: vaultId, since: since, limit: limit) }
+    }
+
+    private static func items(on connection: SQLiteDirectConnection, vaultId: String, since: Int64, limit: Int) throws -> [Item] {
+        try connection.query(
+            "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?", [.text(vaultId), .integer(Int(since)), .integer(limit)]
+        ).map(item)
     }
 
     /// A pull in one read transaction (one snapshot). Most pulls bring a few changes: they are
@@ -180,20 +183,12 @@ extension SQLiteStore {
     static let inlinePullLimit = 64
 
     private static func changes(on connection: SQLiteDirectConnection, userId: String, cursors: [String: Int64], limit: Int) throws -> ChangesPage {
-        let memberships = try connection.query(
-            "SELECT \(Self.vaultColumns) FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = ? ORDER BY v.created_at, v.id",
-            [.text(userId)]
-        ).compactMap(Self.vault)
+        let memberships = try Self.memberships(on: connection, userId: userId)
         var pager = ChangesPager(limit: limit)
         for vault in memberships {
             let cursor = cursors[vault.id] ?? 0
-            let items = try pager.nextReadLimit.map {
-                try connection.query(
-                    "SELECT * FROM items WHERE vault_id = ? AND revision > ? ORDER BY revision LIMIT ?",
-                    [.text(vault.id), .integer(Int(cursor)), .integer($0)]
-                ).map(Self.item)
-            }
-            pager.add(vault, cursor: cursor, items: items)
+            let changed = try pager.nextReadLimit.map { try Self.items(on: connection, vaultId: vault.id, since: cursor, limit: $0) }
+            pager.add(vault, cursor: cursor, items: changed)
         }
         return ChangesPage(memberships: memberships, changes: pager.changes)
     }
