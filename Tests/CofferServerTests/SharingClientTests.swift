@@ -82,7 +82,7 @@ struct SharingClientTests {
             let carolsTeam = try #require(try await carol.vaults.vaults().first { $0.summary.id == team.summary.id })
             let carolsWifi = try await carol.vaults.item(id: wifi.item.id).0
             await #expect { _ = try await carol.vaults.editItem(carolsWifi, document: ItemDocument(title: "hacked"), in: carolsTeam) } throws: { error in
-                (error as? CofferClientError).map { if case .server(403, _, _) = $0 { true } else { false } } ?? false
+                (error as? CofferClientError).map { if case .server(403, _, _, _) = $0 { true } else { false } } ?? false
             }
 
             // Alice revokes Bob: new key for Alice and Carol, both items re-encrypted.

@@ -147,6 +147,15 @@ public actor CofferClient {
         }
     }
 
+    /// An access token valid for at least 30 more seconds (for the WebSocket AUTH message).
+    public func freshAccessToken() async throws -> String {
+        guard var session else { throw CofferError.notLoggedIn }
+        if session.accessExpiresAt <= Timestamp.now.adding(seconds: 30) {
+            session = try await refresh(session)
+        }
+        return session.accessToken
+    }
+
     private func refresh(_ current: StoredSession) async throws -> StoredSession {
         let tokens: TokenResponse = try await api.send(.POST, "/api/auth/refresh", body: RefreshRequest(refreshToken: current.refreshToken))
         var updated = current

@@ -7,8 +7,8 @@ import NIOHTTP1
 
 /// A failure talking to a Coffer server, phrased for the person using the client.
 public enum CofferClientError: Error, Equatable, CustomStringConvertible {
-    /// The server answered with an error body.
-    case server(status: Int, code: String, message: String)
+    /// The server answered with an error body; `retryAfter` carries its `Retry-After` (seconds).
+    case server(status: Int, code: String, message: String, retryAfter: Int? = nil)
     /// The server could not be reached or the connection broke.
     case unreachable(String)
     /// The server answered something that is not a Coffer response.
@@ -16,7 +16,7 @@ public enum CofferClientError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .server(let status, _, let message): "server refused (\(status)): \(message)"
+        case .server(let status, _, let message, _): "server refused (\(status)): \(message)"
         case .unreachable(let detail): "cannot reach the server: \(detail)"
         case .invalidResponse(let detail): "unexpected answer from the server: \(detail)"
         }
@@ -24,13 +24,19 @@ public enum CofferClientError: Error, Equatable, CustomStringConvertible {
 
     /// The machine code of a server error, if this is one.
     public var code: String? {
-        if case .server(_, let code, _) = self { return code }
+        if case .server(_, let code, _, _) = self { return code }
+        return nil
+    }
+
+    /// How long the server asked to wait before retrying (429, 503), if it said.
+    public var retryAfter: Int? {
+        if case .server(_, _, _, let seconds) = self { return seconds }
         return nil
     }
 
     /// The HTTP status of a server error, if this is one.
     public var status: Int? {
-        if case .server(let status, _, _) = self { return status }
+        if case .server(let status, _, _, _) = self { return status }
         return nil
     }
 }
@@ -106,12 +112,15 @@ public struct APIClient: Sendable {
         } catch let error as CofferClientError {
             throw error
         } catch {
-            throw CofferClientError.unreachable("\(error)")
+            let detail = "\(error)"
+            // NIO's connection errors read badly ("connection reset (error set): …"); say what happened.
+            throw CofferClientError.unreachable(detail.contains("Connection refused") ? "connection refused" : detail)
         }
         let data = Data(payload.readableBytesView)
         guard (200..<300).contains(Int(response.status.code)) else {
             if let error = try? JSONDecoder().decode(ErrorBody.self, from: data) {
-                throw CofferClientError.server(status: Int(response.status.code), code: error.code, message: error.error)
+                let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0) }
+                throw CofferClientError.server(status: Int(response.status.code), code: error.code, message: error.error, retryAfter: retryAfter)
             }
             throw CofferClientError.invalidResponse("HTTP \(response.status.code) without a Coffer error body")
         }

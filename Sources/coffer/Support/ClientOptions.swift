@@ -64,7 +64,7 @@ enum ClientErrorText {
     }
 
     private static func serverMessage(_ error: CofferClientError) -> String {
-        if case .server(_, _, let message) = error { return message }
+        if case .server(_, _, let message, _) = error { return message }
         return error.description
     }
 }

@@ -64,10 +64,13 @@ enum Terminal {
     final class ProgressLine: Sendable {
         let label: String
         let enabled: Bool
+        /// Counts things (`4500/10000`) instead of bytes.
+        let counting: Bool
 
-        init(label: String, enabled: Bool = Terminal.stderrIsTerminal) {
+        init(label: String, enabled: Bool = Terminal.stderrIsTerminal, counting: Bool = false) {
             self.label = label
             self.enabled = enabled
+            self.counting = counting
         }
 
         func update(done: Int, total: Int) {
@@ -76,7 +79,8 @@ enum Terminal {
             let width = 30
             let filled = Int(fraction * Double(width))
             let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: width - filled)
-            let text = "\r\(label) \(bar) \(Int(fraction * 100))% \(ByteCount.format(done))/\(ByteCount.format(total))"
+            let amounts = counting ? "\(done)/\(total)" : "\(ByteCount.format(done))/\(ByteCount.format(total))"
+            let text = "\r\(label) \(bar) \(Int(fraction * 100))% \(amounts)"
             FileHandle.standardError.write(Data(text.utf8))
             if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
         }

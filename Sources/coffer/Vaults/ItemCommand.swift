@@ -74,7 +74,7 @@ struct ItemView: Encodable {
 
 extension Coffer.ItemCommand {
     struct Add: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add an item to a vault.")
+        static let configuration = CommandConfiguration(abstract: "Add an item to a vault (works offline: it is queued and pushed by the next sync).")
         @OptionGroup var options: AccountOptions
         @Argument(help: "Vault id or name.") var vault: String
         @OptionGroup var fields: ItemFieldOptions
@@ -84,10 +84,16 @@ extension Coffer.ItemCommand {
                 guard let title = fields.title, !title.isEmpty else { throw CLIError("an item needs a --title") }
                 var document = ItemDocument(title: title)
                 try fields.apply(to: &document)
-                let vaults = VaultClient(client: try options.makeClient())
-                let target = try await VaultLookup.find(vault, in: vaults)
-                let item = try await vaults.addItem(document, to: target)
-                try options.client.emit(ItemView(item, reveal: false), text: "Added \"\(title)\" (\(item.item.id)) to \(target.metadata.name).")
+                let local = try await LocalSession.open(options)
+                let target = try await local.vault(vault)
+                // On disk before anything goes over the network: a crash from here on loses nothing.
+                let queued = try await local.engine.addItem(document, vaultId: target.summary.id)
+                let online = try await local.syncIfOnline() != nil
+                let item = try await local.engine.item(id: queued.item.item.id) ?? queued
+                let text = online
+                    ? "Added \"\(title)\" (\(item.item.item.id)) to \(target.metadata.name)."
+                    : "Added \"\(title)\" (\(item.item.item.id)) to \(target.metadata.name) on this device; `coffer sync` pushes it when the server is back."
+                try options.client.emit(ItemView(item.item, reveal: false), text: text)
             }
         }
     }
@@ -100,74 +106,104 @@ extension Coffer.ItemCommand {
 
         func run() async throws {
             try await runClientCommand {
-                let (item, _) = try await VaultClient(client: try options.makeClient()).item(id: id)
-                let view = ItemView(item, reveal: reveal)
+                let local = try await LocalSession.open(options)
+                try await local.syncIfOnline()
+                let item = try await local.item(id)
+                guard !item.item.item.deleted else { throw CLIError("not found (or you have no access to it)") }
+                let view = ItemView(item.item, reveal: reveal)
                 try options.client.emit(view, text: view.text)
             }
         }
     }
 
     struct Edit: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change fields of an item.")
+        static let configuration = CommandConfiguration(abstract: "Change fields of an item (works offline).")
         @OptionGroup var options: AccountOptions
         @Argument(help: "Item id.") var id: String
         @OptionGroup var fields: ItemFieldOptions
 
         func run() async throws {
             try await runClientCommand {
-                let vaults = VaultClient(client: try options.makeClient())
-                let (item, vault) = try await vaults.item(id: id)
-                guard var document = item.document else { throw CLIError("this item is deleted; restore it first (`coffer item history`)") }
+                let local = try await LocalSession.open(options)
+                let item = try await local.item(id)
+                guard var document = item.item.document, !item.item.item.deleted else {
+                    throw CLIError("this item is deleted; restore it first (`coffer item history`)")
+                }
                 try fields.apply(to: &document)
-                let updated = try await vaults.editItem(item, document: document, in: vault)
-                try options.client.emit(ItemView(updated, reveal: false), text: "Saved \"\(document.title)\" as version \(updated.item.version).")
+                try await local.engine.editItem(id: item.item.item.id, document: document)
+                let report = try await local.syncIfOnline()
+                let updated = try await local.item(id)
+                let text: String
+                if report == nil {
+                    text = "Saved \"\(document.title)\" on this device; `coffer sync` pushes it when the server is back."
+                } else if updated.pendingChanges > 0 {
+                    text = "Saved \"\(document.title)\" on this device; it is still waiting to be pushed (see `coffer status`)."
+                } else if (report?.conflicts ?? 0) > 0 {
+                    text = "Saved \"\(document.title)\" as version \(updated.item.item.version) after settling a conflict with another device (see `coffer conflicts list --all`)."
+                } else {
+                    text = "Saved \"\(document.title)\" as version \(updated.item.item.version)."
+                }
+                try options.client.emit(ItemView(updated.item, reveal: false), text: text)
             }
         }
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete an item (its history is kept).")
+        static let configuration = CommandConfiguration(abstract: "Delete an item (works offline; its history is kept).")
         @OptionGroup var options: AccountOptions
         @Argument(help: "Item id.") var id: String
 
         func run() async throws {
             try await runClientCommand {
-                let vaults = VaultClient(client: try options.makeClient())
-                let (item, _) = try await vaults.item(id: id)
-                let tombstone = try await vaults.deleteItem(item)
-                try options.client.emit(tombstone, text: "Deleted \"\(item.document?.title ?? id)\"; restore it with `coffer item restore \(id) --version \(item.item.version)`.")
+                let local = try await LocalSession.open(options)
+                let item = try await local.item(id)
+                guard !item.item.item.deleted else { throw CLIError("not found (or you have no access to it)") }
+                try await local.engine.deleteItem(id: item.item.item.id)
+                let online = try await local.syncIfOnline() != nil
+                let tombstone = try await local.item(id)
+                let title = item.item.document?.title ?? id
+                let text = online && tombstone.pendingChanges == 0
+                    ? "Deleted \"\(title)\"; restore it with `coffer item restore \(tombstone.item.item.id) --version \(tombstone.item.item.version - 1)`."
+                    : "Deleted \"\(title)\" on this device; `coffer sync` pushes the deletion when the server is back."
+                try options.client.emit(tombstone.item.item, text: text)
             }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the items of a vault.")
+        static let configuration = CommandConfiguration(abstract: "List the items of a vault (from the local copy when offline).")
         @OptionGroup var options: AccountOptions
         @Argument(help: "Vault id or name.") var vault: String
 
         func run() async throws {
             try await runClientCommand {
-                let vaults = VaultClient(client: try options.makeClient())
-                let target = try await VaultLookup.find(vault, in: vaults)
-                let items = try await vaults.items(in: target).sorted { ($0.document?.title ?? "") < ($1.document?.title ?? "") }
-                let views = items.map { ItemView($0, reveal: false) }
+                let local = try await LocalSession.open(options)
+                try await local.syncIfOnline()
+                let target = try await local.vault(vault)
+                let items = try await local.engine.items(vaultId: target.summary.id).sorted { ($0.item.document?.title ?? "") < ($1.item.document?.title ?? "") }
+                let views = items.map { ItemView($0.item, reveal: false) }
                 let text = views.isEmpty ? "No items in \(target.metadata.name)." :
-                    views.map { "\($0.id)  \(($0.title ?? "").padding(toLength: 24, withPad: " ", startingAt: 0)) \($0.username ?? "")" }.joined(separator: "\n")
+                    zip(views, items).map { view, item in
+                        "\(view.id)  \((view.title ?? "").padding(toLength: 24, withPad: " ", startingAt: 0)) \(view.username ?? "")\(item.pendingChanges > 0 ? "  (not yet pushed)" : "")"
+                    }.joined(separator: "\n")
                 try options.client.emit(views, text: text)
             }
         }
     }
 
     struct History: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the kept versions of an item.")
+        static let configuration = CommandConfiguration(abstract: "List the kept versions of an item (kept on the server).")
         @OptionGroup var options: AccountOptions
         @Argument(help: "Item id.") var id: String
 
         func run() async throws {
             try await runClientCommand {
-                let vaults = VaultClient(client: try options.makeClient())
-                let (item, vault) = try await vaults.item(id: id)
-                let history = try await vaults.history(of: item, in: vault)
+                let local = try await LocalSession.open(options)
+                let vaults = VaultClient(client: local.client)
+                let item = try await local.item(id)
+                guard item.item.item.version > 0 else { throw CLIError("this item has not reached the server yet, so it has no history; run `coffer sync`") }
+                let vault = try await local.vault(item.item.item.vaultId)
+                let history = try await vaults.history(of: item.item, in: vault)
                 struct Entry: Encodable {
                     var version: Int
                     var createdAt: Timestamp
@@ -192,9 +228,12 @@ extension Coffer.ItemCommand {
 
         func run() async throws {
             try await runClientCommand {
-                let vaults = VaultClient(client: try options.makeClient())
-                let (item, vault) = try await vaults.item(id: id)
-                let restored = try await vaults.restore(item, version: version, in: vault)
+                let local = try await LocalSession.open(options)
+                let vaults = VaultClient(client: local.client)
+                let item = try await local.item(id)
+                let vault = try await local.vault(item.item.item.vaultId)
+                let restored = try await vaults.restore(item.item, version: version, in: vault)
+                try await local.syncIfOnline()
                 try options.client.emit(ItemView(restored, reveal: false), text: "Restored version \(version) as version \(restored.item.version).")
             }
         }

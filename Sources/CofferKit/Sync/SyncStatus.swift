@@ -1,0 +1,82 @@
+import CofferProtocol
+
+/// Where the sync engine stands, as an app shows it.
+public struct SyncStatus: Sendable, Equatable, Codable {
+    public enum State: String, Sendable, Codable {
+        case idle
+        case syncing
+        /// The server cannot be reached; changes wait in the queue.
+        case offline
+        /// The last round failed for a reason retrying will not fix (see `lastError`).
+        case error
+    }
+
+    public var state: State
+    /// Local changes not yet accepted by the server.
+    public var pending: Int
+    /// When a round last completed.
+    public var lastSync: Timestamp?
+    public var openConflicts: Int
+    public var lastError: String?
+
+    public init(state: State, pending: Int, lastSync: Timestamp?, openConflicts: Int, lastError: String? = nil) {
+        self.state = state
+        self.pending = pending
+        self.lastSync = lastSync
+        self.openConflicts = openConflicts
+        self.lastError = lastError
+    }
+}
+
+/// Something a sync round did, for live displays (`coffer sync --watch`).
+public enum SyncEvent: Sendable, Equatable {
+    /// An item changed on the server and was pulled; `document` is nil for a deletion.
+    case pulled(vaultId: String, itemId: String, version: Int, document: ItemDocument?, deviceId: String?)
+    case pushed(vaultId: String, itemId: String, version: Int)
+    /// A conflict was met and settled (or left open when `outcome` is `manual`).
+    case conflict(itemId: String, outcome: String)
+    case rejected(itemId: String, reason: String)
+    case gainedVault(String)
+    case lostVault(String)
+    /// Bytes or items so far out of a total, during a large pull.
+    case progress(done: Int, total: Int?)
+    case connected
+    case disconnected(String)
+}
+
+/// What one round did.
+public struct SyncReport: Sendable, Equatable, Codable {
+    public var pulled = 0
+    public var pushed = 0
+    public var conflicts = 0
+    public var rejected = 0
+    public var gainedVaults = 0
+    public var lostVaults = 0
+    public var pending = 0
+    public var openConflicts = 0
+
+    public init() {}
+
+    /// Whether the round changed anything on either side.
+    public var quiet: Bool { pulled == 0 && pushed == 0 && conflicts == 0 && rejected == 0 && gainedVaults == 0 && lostVaults == 0 }
+}
+
+/// Why the engine stopped.
+public enum SyncError: Error, Equatable, CustomStringConvertible {
+    /// The server answered with a vault revision below one this device already saw: it was
+    /// restored from an old backup, or is replaying old answers. Nothing was changed locally.
+    case rollback(vaultId: String, seen: Int64, answered: Int64)
+    /// A change in the queue refers to something the cache no longer knows.
+    case unknownItem(String)
+    case unknownVault(String)
+
+    public var description: String {
+        switch self {
+        case .rollback(let vaultId, let seen, let answered):
+            "rollback detected: the server answered revision \(answered) for vault \(vaultId), but this device already saw revision \(seen); "
+                + "the server may have been restored from an old backup or is replaying old answers. Nothing was changed locally."
+        case .unknownItem(let id): "no item \(id) in the local cache"
+        case .unknownVault(let id): "no vault \(id) in the local cache"
+        }
+    }
+}

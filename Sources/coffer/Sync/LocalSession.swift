@@ -1,0 +1,64 @@
+import ArgumentParser
+import CofferKit
+import CofferProtocol
+import Foundation
+
+/// The logged-in client with its sync engine (the local cache and offline queue).
+struct LocalSession {
+    let client: CofferClient
+    let engine: SyncEngine
+
+    static func open(_ options: AccountOptions, policy: ConflictPolicy? = nil) async throws -> LocalSession {
+        let client = try options.makeClient()
+        var configuration = SyncConfiguration()
+        if let policy { configuration.defaultPolicy = policy }
+        let engine = try await SyncEngine.open(client: client, directory: options.sessionStore.directory, configuration: configuration)
+        return LocalSession(client: client, engine: engine)
+    }
+
+    /// Runs a round; when the server cannot be reached, says so and carries on with the local
+    /// copy (the queue is pushed by a later round). Any other failure (a rollback, an ended
+    /// session) is thrown.
+    @discardableResult
+    func syncIfOnline() async throws -> SyncReport? {
+        do {
+            return try await engine.sync()
+        } catch let error as CofferClientError {
+            guard RetryPolicy.classify(error) == .offline || RetryPolicy.classify(error) == .backoff else { throw error }
+            Terminal.note("offline (\(ClientErrorText.describe(error))); working on the local copy")
+            return nil
+        }
+    }
+
+    /// A vault by id or name from the local copy, syncing first when it is not there.
+    func vault(_ reference: String) async throws -> DecryptedVault {
+        if let found = try await findVault(reference) { return found }
+        try await syncIfOnline()
+        guard let found = try await findVault(reference) else { throw CLIError("no vault \"\(reference)\" (see `coffer vault list`)") }
+        return found
+    }
+
+    private func findVault(_ reference: String) async throws -> DecryptedVault? {
+        let all = try await engine.vaults()
+        if let byId = all.first(where: { $0.summary.id == reference.lowercased() }) { return byId }
+        let byName = all.filter { $0.metadata.name.lowercased() == reference.lowercased() }
+        guard byName.count <= 1 else { throw CLIError("several vaults are named \"\(reference)\"; use its id") }
+        return byName.first
+    }
+
+    /// An item from the local copy, syncing first when it is not there.
+    func item(_ id: String) async throws -> LocalItem {
+        let id = id.lowercased()
+        if let found = try await engine.item(id: id) { return found }
+        try await syncIfOnline()
+        guard let found = try await engine.item(id: id) else { throw CLIError("not found (or you have no access to it)") }
+        return found
+    }
+
+    /// The name of a vault in the local copy, or its id.
+    func vaultName(_ id: String) async -> String {
+        (try? await engine.vaults().first { $0.summary.id == id }?.metadata.name) ?? id
+    }
+}
+
+extension ConflictPolicy: ExpressibleByArgument {}
