@@ -14,6 +14,8 @@ public struct SyncConfiguration: Sendable {
     public var retry = RetryPolicy()
     /// How often `watch` syncs when nothing else triggers it.
     public var timerInterval: Duration = .seconds(60)
+    /// The time written into edited items (last-write-wins compares it); tests use a logical clock.
+    public var clock: @Sendable () -> Timestamp = { .now }
 
     public init() {}
 }
@@ -210,10 +212,9 @@ public actor SyncEngine {
 
     /// Queues a new item; it is on disk when this returns, and pushed by the next round.
     @discardableResult
-    public func addItem(_ document: ItemDocument, vaultId: String) async throws -> LocalItem {
-        let id = UUID().uuidString.lowercased()
+    public func addItem(_ document: ItemDocument, vaultId: String, id: String = UUID().uuidString.lowercased()) async throws -> LocalItem {
         var document = document
-        document.modifiedAt = .now
+        document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
         let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await vault(vaultId).key)
         try cache.transaction {
@@ -229,7 +230,7 @@ public actor SyncEngine {
     public func editItem(id: String, document: ItemDocument) async throws -> LocalItem {
         guard let current = try await item(id: id) else { throw SyncError.unknownItem(id) }
         var document = document
-        document.modifiedAt = .now
+        document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
         let vaultId = current.item.item.vaultId
         let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await vault(vaultId).key)
@@ -246,7 +247,7 @@ public actor SyncEngine {
         guard let current = try await item(id: id) else { throw SyncError.unknownItem(id) }
         let vaultId = current.item.item.vaultId
         try cache.transaction {
-            try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: current.item.item.version, encryptedData: nil, at: .now)
+            try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: current.item.item.version, encryptedData: nil, at: configuration.clock())
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "delete")
         }
         changedLocally()
