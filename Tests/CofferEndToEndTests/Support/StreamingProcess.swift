@@ -1,0 +1,120 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process whose standard output is read line by line as it comes.
+final class StreamingProcess: Sendable {
+    let lines: AsyncStream<String>
+    private let process: Process
+
+    init(_ executable: String, _ arguments: [String], stdin: Data? = nil) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        let input = Pipe()
+        process.standardOutput = output
+        process.standardInput = input
+        process.standardError = FileHandle.nullDevice
+        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
+        let buffer = LineBuffer()
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                continuation.finish()
+                return
+            }
+            for line in buffer.append(data) { continuation.yield(line) }
+        }
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(stdin) }
+        try? input.fileHandleForWriting.close()
+        self.process = process
+        self.lines = lines
+    }
+
+    var processIdentifier: Int32 { process.processIdentifier }
+
+    /// SIGKILL, then waits for the exit.
+    func kill() async {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        await waitForExit()
+    }
+
+    func waitForExit() async {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                self.process.waitUntilExit()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// Splits bytes into lines across reads.
+private final class LineBuffer: @unchecked Sendable {
+    // @unchecked: only the pipe's readability handler touches it, and FileHandle calls that handler serially.
+    private var pending = Data()
+
+    func append(_ data: Data) -> [String] {
+        pending.append(data)
+        var lines: [String] = []
+        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+            lines.append(String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
+            pending = Data(pending[pending.index(after: newline)...])
+        }
+        return lines
+    }
+}
+
+/// A TCP listener that accepts connections and never answers: a server that hangs. `accepted`
+/// yields once per connection.
+final class SilentServer: Sendable {
+    let port: Int
+    let accepted: AsyncStream<Void>
+    private let descriptor: Int32
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0, listen(fd, 16) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else {
+            close(fd)
+            throw POSIXError(.EADDRINUSE)
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        descriptor = fd
+        let (accepted, continuation) = AsyncStream.makeStream(of: Void.self)
+        self.accepted = accepted
+        Thread.detachNewThread {
+            var held: [Int32] = []
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { break }
+                held.append(client)  // kept open, never answered
+                continuation.yield()
+            }
+            for client in held { close(client) }
+            continuation.finish()
+        }
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func stop() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
+        close(descriptor)
+    }
+}
