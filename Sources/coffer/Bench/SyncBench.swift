@@ -40,33 +40,12 @@ extension Coffer.Bench {
             guard !counts.isEmpty, (1...1000).contains(batch), (1...5000).contains(pageSize), (1...100_000).contains(rounds) else {
                 throw CLIError("--items needs positive counts, --batch 1–1000, --page-size 1–5000, --rounds 1–100000")
             }
-            var configuration = ServerConfiguration()
-            configuration.port = 0
-            configuration.addressLimits = []
-            configuration.loginAddressLimits = []
-            configuration.loginAccountLimits = []
-            configuration.databasePoolSize = 16
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-bench-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: scratch) }
-            configuration.database = database == "sqlite"
-                ? .sqlite(path: scratch.appendingPathComponent("coffer.sqlite").path) : try DatabaseLocation(parsing: database)
-
-            var logger = Logger(label: "coffer-bench")
-            logger.logLevel = .error
-            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-            let app = try await buildApplication(configuration: configuration, logger: logger, onServerRunning: { portContinuation.yield($0) })
-            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let rows: [Row] = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await services.run() }
-                var iterator = ports.makeAsyncIterator()
-                guard let port = await iterator.next() else { throw CLIError("the server did not start") }
+            let rows: [Row] = try await BenchServer.with(database: database) { base in
                 var rows: [Row] = []
                 for count in counts {
-                    rows.append(try await measure(count: count, base: "http://127.0.0.1:\(port)", http: http))
+                    rows.append(try await measure(count: count, base: base, http: http))
                 }
-                await services.triggerGracefulShutdown()
-                try await group.waitForAll()
                 return rows
             }
             try await http.shutdown()
