@@ -115,7 +115,13 @@ final class LocalCache {
         }
     }
 
+    /// A transaction whose commit is on disk when it returns (the offline queue).
     func transaction<T>(_ body: () throws -> T) throws -> T { try database.transaction(body) }
+
+    /// A transaction for what the server can send again (pulled items and cursors together,
+    /// push results): a power cut may undo it, never half of it, and the next round redoes it.
+    /// A crash of the process alone loses nothing even so (WAL).
+    func refetchableTransaction<T>(_ body: () throws -> T) throws -> T { try database.transaction(relaxed: true, body) }
 
     // MARK: Meta
 

@@ -82,8 +82,12 @@ final class LocalDatabase {
         return rows
     }
 
-    /// Runs `body` in one transaction (one durable commit), rolling back if it throws.
-    func transaction<T>(_ body: () throws -> T) throws -> T {
+    /// Runs `body` in one transaction, rolling back if it throws. The commit is flushed to disk
+    /// before this returns, unless `relaxed`: then a power cut (not a crash) may undo it, which
+    /// is right only for what the server can give again.
+    func transaction<T>(relaxed: Bool = false, _ body: () throws -> T) throws -> T {
+        if relaxed { try execute("PRAGMA synchronous=NORMAL") }
+        defer { if relaxed { try? execute("PRAGMA synchronous=FULL") } }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()

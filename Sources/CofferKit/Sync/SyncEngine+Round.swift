@@ -16,11 +16,12 @@ extension SyncEngine {
             report.pending = try cache.pendingCount()
             report.openConflicts = try cache.openConflictCount()
             let now = Timestamp.now
-            try cache.setMeta("lastSync", String(now.milliseconds))
             if !report.quiet {
-                try cache.log("sync", detail: "pulled \(report.pulled), pushed \(report.pushed), conflicts \(report.conflicts), rejected \(report.rejected)", at: now)
+                try cache.refetchableTransaction {
+                    try cache.log("sync", detail: "pulled \(report.pulled), pushed \(report.pushed), conflicts \(report.conflicts), rejected \(report.rejected)", at: now)
+                }
             }
-            setState(.idle)
+            setState(.idle, lastSync: now)
             return report
         } catch {
             let offline = RetryPolicy.classify(error) == .offline
@@ -96,7 +97,7 @@ extension SyncEngine {
 
             var events: [SyncEvent] = []
             let lost = answer.lost
-            try cache.transaction {
+            try cache.refetchableTransaction {
                 for summary in answer.gained + refreshed {
                     try cache.saveVault(summary)
                     if gained.contains(summary.id) {
@@ -167,40 +168,45 @@ extension SyncEngine {
             guard answer.results.count == ready.count else {
                 throw CofferClientError.invalidResponse("the push answered \(answer.results.count) results for \(ready.count) changes")
             }
-            for (change, result) in zip(ready, answer.results) {
-                switch result.status {
-                case .applied:
-                    guard let version = result.version, let revision = result.revision else {
-                        throw CofferClientError.invalidResponse("an applied change without its version")
-                    }
-                    let now = Timestamp.now
-                    let previous = try cache.item(id: change.itemId)
-                    let item = Item(
-                        id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
-                        deleted: change.deleted, createdAt: previous?.createdAt ?? now, updatedAt: now, deviceId: deviceId
-                    )
-                    try cache.transaction {
+            // Applied and refused changes are written together (one commit per push); conflicts
+            // need the network to settle, so they follow one by one.
+            var conflicts: [(PendingChange, PushResult)] = []
+            var events: [SyncEvent] = []
+            try cache.refetchableTransaction {
+                for (change, result) in zip(ready, answer.results) {
+                    switch result.status {
+                    case .applied:
+                        guard let version = result.version, let revision = result.revision else {
+                            throw CofferClientError.invalidResponse("an applied change without its version")
+                        }
+                        let now = Timestamp.now
+                        let previous = try cache.item(id: change.itemId)
                         try cache.completed(change, newVersion: version)
-                        try cache.saveItem(item)
+                        try cache.saveItem(Item(
+                            id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
+                            deleted: change.deleted, createdAt: previous?.createdAt ?? now, updatedAt: now, deviceId: deviceId
+                        ))
                         try cache.log("pushed", vaultId: change.vaultId, itemId: change.itemId, version: version, detail: change.deleted ? "delete" : nil)
-                    }
-                    wrote = true
-                    report.pushed += 1
-                    emit(.pushed(vaultId: change.vaultId, itemId: change.itemId, version: version))
-                case .conflict:
-                    guard let current = result.current else { throw CofferClientError.invalidResponse("a conflict without the current item") }
-                    if try await settle(change, current: current, base: result.base, policy: override, report: &report) {
-                        wrote = true
-                    } else {
-                        deferred.insert(change.itemId)
-                    }
-                case .rejected:
-                    let reason = result.error.map { "\($0.code): \($0.error)" } ?? "rejected"
-                    try cache.transaction {
+                        report.pushed += 1
+                        events.append(.pushed(vaultId: change.vaultId, itemId: change.itemId, version: version))
+                    case .rejected:
+                        let reason = result.error.map { "\($0.code): \($0.error)" } ?? "rejected"
                         try recordRejected(itemId: change.itemId, vaultId: change.vaultId, changes: try cache.pending(itemId: change.itemId), serverVersion: change.baseVersion ?? 0, reason: reason)
+                        report.rejected += 1
+                        events.append(.rejected(itemId: change.itemId, reason: reason))
+                    case .conflict:
+                        conflicts.append((change, result))
                     }
-                    report.rejected += 1
-                    emit(.rejected(itemId: change.itemId, reason: reason))
+                }
+            }
+            if report.pushed > 0 { wrote = true }
+            for event in events { emit(event) }
+            for (change, result) in conflicts {
+                guard let current = result.current else { throw CofferClientError.invalidResponse("a conflict without the current item") }
+                if try await settle(change, current: current, base: result.base, policy: override, report: &report) {
+                    wrote = true
+                } else {
+                    deferred.insert(change.itemId)
                 }
             }
             publishStatus()

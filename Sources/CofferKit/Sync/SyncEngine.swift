@@ -106,11 +106,19 @@ public actor SyncEngine {
         for observer in eventObservers.values { observer.yield(event) }
     }
 
-    func setState(_ newState: SyncStatus.State, error: String? = nil) {
+    /// Changes the state, and remembers it in the cache for the next process (`coffer status`).
+    /// `syncing` is not stored: it means nothing to a process that did not start the round.
+    func setState(_ newState: SyncStatus.State, error: String? = nil, lastSync: Timestamp? = nil) {
+        let changed = newState != state || error != lastError
         state = newState
         lastError = error
-        try? cache.setMeta("state", newState.rawValue)
-        try? cache.setMeta("lastError", error)
+        if newState != .syncing, changed || lastSync != nil {
+            try? cache.refetchableTransaction {
+                if let lastSync { try cache.setMeta("lastSync", String(lastSync.milliseconds)) }
+                try cache.setMeta("state", newState.rawValue)
+                try cache.setMeta("lastError", error)
+            }
+        }
         publishStatus()
     }
 
