@@ -125,4 +125,33 @@ struct SyncEndToEndTests {
         #expect(delay < .seconds(1), "printed \(delay) after B's change")
         print("sync --watch printed B's change \(delay) after B's command started")
     }
+
+    @Test("sync --watch reconnects after the server restarts and catches up on a change made while it was away")
+    func watchReconnects() async throws {
+        let directory = try Paths.temporaryDirectory()
+        let database = directory.appendingPathComponent("coffer.sqlite").path
+        let first = try await ServerProcess(database: database)
+        let (a, b) = try await Self.setUp(directory, server: first)
+
+        let watcher = try StreamingProcess(Paths.coffer, ["sync", "--watch", "--json", "--server", first.url, "--config-dir", a.config])
+        var lines = watcher.lines.makeAsyncIterator()
+        func next(_ wanted: String) async -> [String: Any]? {
+            while let line = await lines.next() {
+                if let event = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], event["event"] as? String == wanted { return event }
+            }
+            return nil
+        }
+        #expect(await next("connected") != nil)
+        await first.terminate()
+        #expect(await next("disconnected") != nil)
+
+        // While the watcher is away, B writes through a server on the same address.
+        let second = try await ServerProcess(database: database, port: first.port)
+        defer { Task { await second.terminate() } }
+        #expect(try await b(["item", "add", "Personal", "--title", "While away"], server: second.url).status == 0)
+        // Reconnected (with backoff), it catches up from its stored cursor.
+        let pulled = await next("pulled")
+        await watcher.kill()
+        #expect(pulled?["title"] as? String == "While away")
+    }
 }

@@ -263,6 +263,8 @@ extension SyncEngine {
                 let sealed = try VaultCrypto.sealItem(document, itemId: current.id, vaultId: vaultId, key: try await vault(vaultId).key)
                 settled = try await transport.resolve(ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: sealed, strategy: "client"))
                 label = settledBy == .merge ? "merged" : "pushed-local"
+            case .keepServer where local == nil && server == nil:
+                label = "both-deleted"  // nothing to settle: both sides deleted it
             case .keepServer:
                 settled = try await transport.resolve(ResolveRequest(itemId: current.id, baseVersion: current.version, strategy: "server"))
                 label = "kept-server"

@@ -88,13 +88,14 @@ final class ServerProcess: @unchecked Sendable {
     var url: String { "http://127.0.0.1:\(port)" }
 
     /// Starts the server and returns once `/health` answers 200.
-    init(database: String, extraArguments: [String] = [], environment: [String: String] = [:]) async throws {
-        port = try freePort()
+    /// `port` reuses a port (a restart where clients expect the same address).
+    init(database: String, port: Int? = nil, extraArguments: [String] = [], environment: [String: String] = [:]) async throws {
+        self.port = try port ?? freePort()
         log = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-e2e-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Paths.coffer)
-        process.arguments = ["serve", "--port", String(port), "--database", database] + extraArguments
+        process.arguments = ["serve", "--port", String(self.port), "--database", database] + extraArguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle

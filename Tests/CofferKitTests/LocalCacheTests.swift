@@ -1,0 +1,61 @@
+@testable import CofferKit
+import CofferProtocol
+import Foundation
+import Testing
+
+/// The offline queue's ordering rules, without a server.
+@Suite("Local cache")
+struct LocalCacheTests {
+    static func cache() throws -> LocalCache {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-cache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return try LocalCache(path: directory.appendingPathComponent("cache.sqlite").path)
+    }
+
+    @Test("Queued changes of one item go out one at a time, each based on the version the previous one got")
+    func chainedChanges() throws {
+        let cache = try Self.cache()
+        try cache.enqueue(itemId: "i1", vaultId: "v", serverVersion: 0, encryptedData: "create", at: Timestamp(milliseconds: 1))
+        try cache.enqueue(itemId: "i2", vaultId: "v", serverVersion: 4, encryptedData: "edit other", at: Timestamp(milliseconds: 2))
+        try cache.enqueue(itemId: "i1", vaultId: "v", serverVersion: 0, encryptedData: "edit", at: Timestamp(milliseconds: 3))
+        try cache.enqueue(itemId: "i1", vaultId: "v", serverVersion: 0, encryptedData: nil, at: Timestamp(milliseconds: 4))
+        #expect(try cache.pendingCount() == 4)
+
+        // Only the head of each item is ready, in queue order.
+        var ready = try cache.readyChanges(limit: 10, excluding: [])
+        #expect(ready.map(\.itemId) == ["i1", "i2"])
+        #expect(ready.map(\.baseVersion) == [0, 4])
+        #expect(try cache.readyChanges(limit: 10, excluding: ["i1"]).map(\.itemId) == ["i2"])
+
+        // Applying the create (version 1) makes the edit ready, based on version 1.
+        try cache.completed(ready[0], newVersion: 1)
+        ready = try cache.readyChanges(limit: 10, excluding: [])
+        #expect(ready.map(\.itemId) == ["i2", "i1"])
+        #expect(ready.first { $0.itemId == "i1" }?.baseVersion == 1)
+        #expect(ready.first { $0.itemId == "i1" }?.encryptedData == "edit")
+        try cache.completed(ready.first { $0.itemId == "i1" }!, newVersion: 2)
+        let delete = try #require(try cache.readyChanges(limit: 10, excluding: []).first { $0.itemId == "i1" })
+        #expect(delete.deleted && delete.baseVersion == 2)
+    }
+
+    @Test("The queue, cursors and conflicts survive reopening the file")
+    func survivesReopen() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-cache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("cache.sqlite").path
+        do {
+            let cache = try LocalCache(path: path)
+            try cache.enqueue(itemId: "i1", vaultId: "v", serverVersion: 3, encryptedData: "edit", at: .now)
+            try cache.recordConflict(ConflictRecord(
+                id: 0, itemId: "i1", vaultId: "v", localData: "mine", earlier: ["older"], serverVersion: 3, baseVersion: 2,
+                policy: "manual", outcome: "manual", state: .open, detail: nil, createdAt: .now, resolvedAt: nil
+            ))
+        }
+        let reopened = try LocalCache(path: path)
+        #expect(try reopened.allPending().map(\.encryptedData) == ["edit"])
+        let conflict = try #require(try reopened.conflicts(state: .open).first)
+        #expect(conflict.localData == "mine" && conflict.earlier == ["older"])
+        try reopened.settleConflict(id: conflict.id, outcome: "user-kept-server", at: .now)
+        #expect(try reopened.openConflictCount() == 0)
+    }
+}
