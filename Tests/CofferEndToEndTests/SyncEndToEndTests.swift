@@ -51,8 +51,12 @@ struct SyncEndToEndTests {
         #expect(offline["pending"] as? Int == 1)
         let text = try await a(["status"], server: first.url).stdoutText
         #expect(text.contains("State:      offline") && text.contains("Pending:    1 change waiting"))
-        // The local copy still answers.
+        // The local copy still answers; what only the server has says so.
         #expect(try await a(["item", "list", "Personal"], server: first.url).stdoutText.contains("Written offline  "))
+        #expect(try await a(["vault", "list"], server: first.url).stdoutText.contains("Personal"))
+        let addedId = try #require((try JSONSerialization.jsonObject(with: try await a(["item", "list", "Personal", "--json"], server: first.url).stdout) as? [[String: Any]])?.first?["id"] as? String)
+        let history = try await a(["item", "history", addedId], server: first.url)
+        #expect(history.status == 1 && history.stderr.contains("has not reached the server yet"))
 
         let second = try await ServerProcess(database: database)
         defer { Task { await second.terminate() } }
@@ -62,8 +66,9 @@ struct SyncEndToEndTests {
         #expect(back["state"] as? String == "idle")
         #expect(back["pending"] as? Int == 0)
         #expect(try await b(["item", "list", "Personal"], server: second.url).stdoutText.contains("Written offline"))
-        let history = try await a(["history"], server: second.url).stdoutText
-        #expect(history.contains("pushed") && history.contains("queued"))
+        let log = try await a(["history"], server: second.url).stdoutText
+        #expect(log.contains("pushed") && log.contains("queued"))
+        #expect(try await a(["item", "history", addedId], server: second.url).stdoutText.hasPrefix("v1  "))
     }
 
     @Test("A queued change survives SIGKILL of the CLI before it synced and is pushed by the next coffer sync")

@@ -203,7 +203,12 @@ extension Coffer.ItemCommand {
                 let item = try await local.item(id)
                 guard item.item.item.version > 0 else { throw CLIError("this item has not reached the server yet, so it has no history; run `coffer sync`") }
                 let vault = try await local.vault(item.item.item.vaultId)
-                let history = try await vaults.history(of: item.item, in: vault)
+                let history: [(ItemVersion, ItemDocument?)]
+                do {
+                    history = try await vaults.history(of: item.item, in: vault)
+                } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
+                    throw CLIError("the version history is kept on the server, which cannot be reached (\(ClientErrorText.describe(error))); `coffer item get \(id)` shows the local copy")
+                }
                 struct Entry: Encodable {
                     var version: Int
                     var createdAt: Timestamp
@@ -232,7 +237,12 @@ extension Coffer.ItemCommand {
                 let vaults = VaultClient(client: local.client)
                 let item = try await local.item(id)
                 let vault = try await local.vault(item.item.item.vaultId)
-                let restored = try await vaults.restore(item.item, version: version, in: vault)
+                let restored: DecryptedItem
+                do {
+                    restored = try await vaults.restore(item.item, version: version, in: vault)
+                } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
+                    throw CLIError("old versions are kept on the server, which cannot be reached (\(ClientErrorText.describe(error))); try again when it is back")
+                }
                 try await local.syncIfOnline()
                 try options.client.emit(ItemView(restored, reveal: false), text: "Restored version \(version) as version \(restored.item.version).")
             }

@@ -17,7 +17,14 @@ extension Coffer {
 
             func run() async throws {
                 try await runClientCommand {
-                    let vaults = try await VaultClient(client: options.makeClient()).vaults()
+                    let vaults: [DecryptedVault]
+                    do {
+                        vaults = try await VaultClient(client: options.makeClient()).vaults()
+                    } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
+                        // Offline: the vaults this device synced last.
+                        Terminal.note("offline (\(ClientErrorText.describe(error))); listing the local copy")
+                        vaults = try await LocalSession.open(options).engine.vaults()
+                    }
                     let rows = vaults.map { VaultRow(id: $0.summary.id, name: $0.metadata.name, role: $0.summary.role.rawValue, revision: $0.summary.revision) }
                     let text = rows.isEmpty ? "No vaults. Create one with `coffer vault create NAME`." :
                         (["ID                                    ROLE   REVISION  NAME"]
