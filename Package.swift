@@ -99,7 +99,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofferKitTests",
-            dependencies: ["CofferKit", "CofferProtocol"],
+            dependencies: ["CofferKit", "CofferProtocol", "CofferTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -115,7 +115,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Shared by both test targets: a key-substituting proxy that plays a malicious server.
+        // Shared by the test targets: a key-substituting proxy that plays a malicious server, a seeded generator.
         .target(
             name: "CofferTestSupport",
             dependencies: [

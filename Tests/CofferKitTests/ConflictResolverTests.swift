@@ -1,5 +1,6 @@
 import CofferKit
 import CofferProtocol
+import CofferTestSupport
 import Testing
 
 /// Conflict policies (SPEC.md §7), deterministically: same inputs, same decision on every device.
@@ -112,18 +113,5 @@ struct ConflictResolverTests {
             // A side that changed nothing adopts the other side.
             #expect(ConflictResolver.resolve(base: Self.base, local: Self.base, server: b, policy: .merge, localDevice: "device-a", serverDevice: "device-b").outcome == .keepServer || b == Self.base)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so property tests replay exactly.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,4 +1,5 @@
 @testable import CofferKit
+import CofferTestSupport
 import Testing
 
 @Suite("Retry policy")

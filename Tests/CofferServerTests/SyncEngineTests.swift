@@ -71,37 +71,10 @@ final class TamperingTransport: SyncTransport {
 /// `SyncEngine` against a live server, on both backends.
 @Suite("Sync engine", .timeLimit(.minutes(2)))
 struct SyncEngineTests {
-    struct Device {
-        let client: CofferClient
-        let deviceId: String
-        let directory: URL
-
-        func engine(transport: (any SyncTransport)? = nil, configuration: SyncConfiguration = SyncConfiguration()) async throws -> SyncEngine {
-            try await SyncEngine.open(client: client, directory: directory, transport: transport, configuration: configuration)
-        }
-    }
-
-    static func devices(_ server: String, count: Int) async throws -> [Device] {
-        let email = "engine-\(UUID().uuidString.prefix(8).lowercased())@example.test"
-        var devices: [Device] = []
-        for index in 0..<count {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-engine-\(UUID().uuidString)")
-            let client = try CofferClient(api: APIClient(baseURL: server), sessionStore: SessionStore(directory: directory))
-            let device = DeviceInfo(id: UUID().uuidString.lowercased(), name: "device \(index)", platform: "test")
-            if index == 0 {
-                try await client.register(email: email, password: "engine password", device: device, kdf: .browserCompatible)
-            } else {
-                try await client.login(email: email, password: "engine password", device: device)
-            }
-            devices.append(Device(client: client, deviceId: device.id, directory: directory))
-        }
-        return devices
-    }
-
     @Test("Offline: a change is queued, status says offline with 1 pending, and the next round pushes it", arguments: TestBackend.available)
     func offlineQueue(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in
-            let devices = try await Self.devices("http://127.0.0.1:\(try #require(server.port))", count: 2)
+            let devices = try await TestDevice.account(server: "http://127.0.0.1:\(try #require(server.port))", devices: 2)
             let vault = try await VaultClient(client: devices[0].client).createVault(name: "Personal")
             let transport = TamperingTransport(client: devices[0].client)
             let engine = try await devices[0].engine(transport: transport)
@@ -152,7 +125,7 @@ struct SyncEngineTests {
     @Test("A pull whose revision goes back stops with a rollback error and changes nothing", arguments: TestBackend.available)
     func rollback(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in
-            let devices = try await Self.devices("http://127.0.0.1:\(try #require(server.port))", count: 2)
+            let devices = try await TestDevice.account(server: "http://127.0.0.1:\(try #require(server.port))", devices: 2)
             let vault = try await VaultClient(client: devices[0].client).createVault(name: "Personal")
             let writer = try await devices[1].engine()
             try await writer.sync()
@@ -199,7 +172,7 @@ struct SyncEngineTests {
     @Test("Conflicts settle by policy; manual ones stay listed until resolved, and every resolution reaches the server", arguments: TestBackend.available)
     func conflictPolicies(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in
-            let devices = try await Self.devices("http://127.0.0.1:\(try #require(server.port))", count: 2)
+            let devices = try await TestDevice.account(server: "http://127.0.0.1:\(try #require(server.port))", devices: 2)
             let vault = try await VaultClient(client: devices[0].client).createVault(name: "Personal")
             let a = try await devices[0].engine()
             let b = try await devices[1].engine()
@@ -255,7 +228,7 @@ struct SyncEngineTests {
     @Test("A change the server refuses is kept as a rejected conflict, not retried forever or dropped", arguments: TestBackend.available)
     func rejectedChangesAreKept(_ backend: TestBackend) async throws {
         try await makeTestApp(backend) { $0.maxItemSize = 64 * 1024 }.test(.live) { server in
-            let devices = try await Self.devices("http://127.0.0.1:\(try #require(server.port))", count: 1)
+            let devices = try await TestDevice.account(server: "http://127.0.0.1:\(try #require(server.port))", devices: 1)
             let vault = try await VaultClient(client: devices[0].client).createVault(name: "Personal")
             let engine = try await devices[0].engine()
             try await engine.sync()

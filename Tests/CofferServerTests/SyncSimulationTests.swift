@@ -2,6 +2,7 @@ import CofferCrypto
 import CofferKit
 import CofferProtocol
 import CofferServer
+import CofferTestSupport
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -25,7 +26,7 @@ struct SyncSimulationTests {
         // Keep every version, so that "in the item's history" can be checked for every edit.
         try await makeTestApp(backend) { $0.itemVersionsKept = 10_000 }.test(.live) { server in
             let base = "http://127.0.0.1:\(try #require(server.port))"
-            let account = try await SimulatedAccount(server: base, devices: 5)
+            let account = try await TestDevice.account(server: base, devices: 5)
             var totals = (operations: 0, syncs: 0, conflicts: 0, edits: 0)
             for seed in 0..<Self.seeds {
                 let result = try await SimulationRun(account: account, seed: UInt64(seed) &+ 1000 * UInt64(ConflictPolicy.allCases.firstIndex(of: policy) ?? 0), policy: policy).run()
@@ -40,55 +41,16 @@ struct SyncSimulationTests {
     }
 }
 
-/// One account logged in on five devices (each with its own session directory).
-struct SimulatedAccount {
-    let clients: [CofferClient]
-    let deviceIds: [String]
-
-    init(server: String, devices: Int) async throws {
-        let email = "sim-\(UUID().uuidString.prefix(8).lowercased())@example.test"
-        var clients: [CofferClient] = []
-        var ids: [String] = []
-        for index in 0..<devices {
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-sim-\(UUID().uuidString)")
-            let client = try CofferClient(api: APIClient(baseURL: server), sessionStore: SessionStore(directory: directory))
-            let device = DeviceInfo(id: UUID().uuidString.lowercased(), name: "sim \(index)", platform: "test")
-            if index == 0 {
-                try await client.register(email: email, password: "simulation password", device: device, kdf: .browserCompatible)
-            } else {
-                try await client.login(email: email, password: "simulation password", device: device)
-            }
-            clients.append(client)
-            ids.append(device.id)
-        }
-        self.clients = clients
-        deviceIds = ids
-    }
-}
-
 /// A logical clock shared by the devices of one run, so last-write-wins decisions are seeded too.
 final class LogicalClock: Sendable {
     private let tick = Mutex<Int64>(1_700_000_000_000)
     func now() -> Timestamp { Timestamp(milliseconds: tick.withLock { $0 += 1000; return $0 }) }
 }
 
-/// SplitMix64: a tiny deterministic generator for seeded runs.
-struct SimulationRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// One seeded run: 3–5 devices, a fresh vault, random creates, edits and deletes while devices
 /// go on- and offline, then syncing until quiet, then the checks.
 struct SimulationRun {
-    let account: SimulatedAccount
+    let account: [TestDevice]
     let seed: UInt64
     let policy: ConflictPolicy
 
@@ -131,10 +93,10 @@ struct SimulationRun {
     }
 
     func run() async throws -> Result {
-        var random = SimulationRandom(seed: seed)
+        var random = SeededGenerator(seed: seed)
         let count = 3 + Int(random.next() % 3)
         let clock = LogicalClock()
-        let owner = VaultClient(client: account.clients[0])
+        let owner = VaultClient(client: account[0].client)
         let vault = try await owner.createVault(name: "sim-\(seed)")
         let vaultId = vault.summary.id
         var configuration = SyncConfiguration()
@@ -145,7 +107,7 @@ struct SimulationRun {
         var engines: [SyncEngine] = []
         for index in 0..<count {
             let engine = try SyncEngine(
-                client: account.clients[index], deviceId: account.deviceIds[index],
+                client: account[index].client, deviceId: account[index].deviceId,
                 cachePath: directory.appendingPathComponent("device-\(index).sqlite").path, configuration: configuration
             )
             try await engine.sync()
@@ -244,7 +206,7 @@ struct SimulationRun {
         }
         var histories: [String: [ItemVersion]] = [:]
         for itemId in Set(edits.map(\.itemId)) {
-            let response: ItemVersionsResponse = try await account.clients[0].authorized(.GET, "/api/items/\(itemId)/versions", body: Optional<Int>.none)
+            let response: ItemVersionsResponse = try await account[0].client.authorized(.GET, "/api/items/\(itemId)/versions", body: Optional<Int>.none)
             histories[itemId] = response.versions
             let current = try #require(states[0][itemId], "seed \(seed): item \(itemId) missing on the devices")
             #expect(response.versions.first?.version == current.version, "seed \(seed): devices hold version \(current.version) of \(itemId), the server \(response.versions.first?.version ?? -1)")

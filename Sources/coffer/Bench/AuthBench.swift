@@ -35,17 +35,6 @@ extension Coffer.Bench {
         func run() async throws {
             let levels = concurrency.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }.filter { $0 > 0 }
             guard !levels.isEmpty else { throw CLIError("--concurrency needs positive numbers") }
-            var configuration = ServerConfiguration()
-            configuration.port = 0
-            configuration.addressLimits = []
-            configuration.loginAddressLimits = []
-            configuration.loginAccountLimits = []
-            configuration.databasePoolSize = 32
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-bench-\(UUID().uuidString)")
-            defer { try? FileManager.default.removeItem(at: scratch) }
-            configuration.database = database == "sqlite"
-                ? .sqlite(path: scratch.appendingPathComponent("coffer.sqlite").path) : try DatabaseLocation(parsing: database)
-
             // Client-side key derivation, measured on its own: it is the user's wait, not the server's.
             var kdfTimes: [(String, Double)] = []
             for (name, parameters) in [("scrypt N=2^17 r=8 p=1", KDFParameters.recommended), ("PBKDF2-SHA256 600 000", KDFParameters.browserCompatible)] {
@@ -54,20 +43,11 @@ extension Coffer.Bench {
                 kdfTimes.append((name, (ContinuousClock.now - start).milliseconds))
             }
 
-            var logger = Logger(label: "coffer-bench")
-            logger.logLevel = .error
-            let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-            let app = try await buildApplication(configuration: configuration, logger: logger, onServerRunning: { portContinuation.yield($0) })
-            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
             var clientConfiguration = HTTPClient.Configuration()
             clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
             let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
 
-            let rows: [(String, Int, LatencyStats)] = try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await services.run() }
-                var iterator = ports.makeAsyncIterator()
-                guard let port = await iterator.next() else { throw CLIError("the server did not start") }
-                let base = "http://127.0.0.1:\(port)"
+            let rows: [(String, Int, LatencyStats)] = try await BenchServer.with(database: database, poolSize: 32) { base in
                 // One account; its keys come from a random master key (KDF cost is reported above).
                 let master = SymmetricKey(size: .bits256)
                 let keys = try AccountKeys(masterKey: master)
@@ -97,8 +77,6 @@ extension Coffer.Bench {
                     }
                     rows.append(("authenticated GET /api/auth/me", level, me))
                 }
-                await services.triggerGracefulShutdown()
-                try await group.waitForAll()
                 return rows
             }
             try await http.shutdown()

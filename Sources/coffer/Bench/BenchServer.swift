@@ -6,13 +6,13 @@ import ServiceLifecycle
 /// A Coffer server inside the benchmark process, on a free loopback port, for the length of `body`.
 enum BenchServer {
     /// `database` is `sqlite` (a fresh temporary file) or a `postgres://` URL.
-    static func with<T: Sendable>(database: String, _ body: @Sendable (_ base: String) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(database: String, poolSize: Int = 16, _ body: @Sendable (_ base: String) async throws -> T) async throws -> T {
         var configuration = ServerConfiguration()
         configuration.port = 0
         configuration.addressLimits = []
         configuration.loginAddressLimits = []
         configuration.loginAccountLimits = []
-        configuration.databasePoolSize = 16
+        configuration.databasePoolSize = poolSize
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         configuration.database = database == "sqlite"
