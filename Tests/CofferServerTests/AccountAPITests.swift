@@ -200,6 +200,11 @@ struct AccountAPITests {
             // Alice revokes her phone: its next request is refused, its refresh token too.
             #expect(try await client.authorized(.delete, "/api/devices/\(phoneId)", token: laptop.accessToken).status == .ok)
             #expect(try await client.authorized(.get, "/api/auth/me", token: phone.accessToken).status == .unauthorized)
+            // Reads run while the session is checked, but answer nothing else, not even a 404, to an ended session.
+            #expect(try await client.authorized(.get, "/api/items/\(UUID().uuidString.lowercased())", token: phone.accessToken).status == .unauthorized)
+            #expect(try await client.authorized(.get, "/api/vaults", token: phone.accessToken).status == .unauthorized)
+            #expect(try await client.authorized(.post, "/api/sync/pull", token: phone.accessToken, json: PullRequest()).status == .unauthorized)
+            #expect(try await client.authorized(.post, "/api/sync/push", token: phone.accessToken, json: PushRequest(changes: [])).status == .unauthorized)
             #expect(try await client.json(.post, "/api/auth/refresh", RefreshRequest(refreshToken: phone.refreshToken)).status == .unauthorized)
             let listed = try await client.authorized(.get, "/api/devices", token: laptop.accessToken).decode(DevicesResponse.self)
             #expect(listed.devices.first { $0.id == phoneId }?.revoked == true)

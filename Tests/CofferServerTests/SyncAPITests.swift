@@ -135,6 +135,20 @@ struct SyncAPITests {
             // Paging: the limit bounds the whole answer.
             let paged = try await client.pull(alice, [work.id: 0, home.id: 0], limit: 2)
             #expect(paged.vaults.flatMap(\.items).count == 2 && paged.vaults.contains { $0.hasMore })
+            // The budget goes to vaults in membership order (creation time, then id); a vault whose
+            // turn did not come keeps its cursor. Work holds 3 changes (up to revision 4: the delete
+            // above), home 1.
+            let first = try await client.pull(alice, [work.id: 0, home.id: 0], limit: 3)
+            let workFirst = first.vaults.first?.vaultId == work.id
+            #expect(first.vaults.map(\.items.count) == (workFirst ? [3, 0] : [1, 2]))
+            #expect(first.vaults.map(\.cursor) == (workFirst ? [4, 0] : [1, 3]))
+            #expect(first.vaults.map(\.hasMore) == (workFirst ? [false, true] : [false, true]))
+            let both = try await client.pull(alice, [work.id: 0, home.id: 0], limit: 5)
+            #expect(both.vaults.map(\.items.count) == (workFirst ? [3, 1] : [1, 3]) && !both.vaults.contains { $0.hasMore })
+            // Only the later vault changed: it alone is read.
+            let onlyHome = try await client.pull(alice, [work.id: 4, home.id: 0], limit: 5)
+            #expect(onlyHome.vaults.first { $0.vaultId == home.id }?.items.count == 1)
+            #expect(onlyHome.vaults.first { $0.vaultId == work.id }.map { $0.items.isEmpty && $0.cursor == 4 && !$0.hasMore } == true)
 
             // A deleted vault is reported lost; an unknown one too.
             _ = try await client.authorized(.delete, "/api/vaults/\(home.id)", token: alice.token)

@@ -24,13 +24,22 @@ struct SessionAuthenticator: Sendable {
 
     /// The identity and when its token expires.
     func authenticate(token: String) async throws -> (AuthIdentity, expiresAt: Timestamp) {
+        let (identity, expiresAt) = try await claimedIdentity(token: token)
+        guard try await isActive(identity) else { throw Failure.sessionEnded }
+        return (identity, expiresAt)
+    }
+
+    /// What a token claims, checked by its signature and expiry alone (no database): not yet
+    /// proof that the session is still active.
+    func claimedIdentity(token: String) async throws -> (AuthIdentity, expiresAt: Timestamp) {
         guard let claims = await tokens.verify(token) else { throw Failure.invalidToken }
-        guard let session = try await store.activeSession(id: claims.sid, at: clock()),
-            session.userId == claims.sub.value, session.deviceId == claims.did
-        else {
-            throw Failure.sessionEnded
-        }
-        return (AuthIdentity(userId: session.userId, deviceId: session.deviceId, sessionId: session.id), Timestamp(claims.exp.value))
+        return (AuthIdentity(userId: claims.sub.value, deviceId: claims.did, sessionId: claims.sid), Timestamp(claims.exp.value))
+    }
+
+    /// Whether the claimed session, and its device, are still active.
+    func isActive(_ identity: AuthIdentity) async throws -> Bool {
+        guard let session = try await store.activeSession(id: identity.sessionId, at: clock()) else { return false }
+        return session.userId == identity.userId && session.deviceId == identity.deviceId
     }
 }
 
@@ -45,15 +54,39 @@ struct AuthMiddleware: RouterMiddleware {
         }
         let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
         var context = context
+        let identity: AuthIdentity
         do {
-            context.identity = try await authenticator.authenticate(token: token).0
-        } catch SessionAuthenticator.Failure.invalidToken {
+            identity = try await authenticator.claimedIdentity(token: token).0
+        } catch {
             throw Self.unauthorized("the access token is invalid or expired")
-        } catch SessionAuthenticator.Failure.sessionEnded {
-            throw Self.unauthorized("this session has ended; log in again")
         }
-        return try await next(request, context)
+        context.identity = identity
+        guard Self.isRead(request) else {
+            guard try await authenticator.isActive(identity) else { throw Self.sessionEnded }
+            return try await next(request, context)
+        }
+        // A read changes nothing, so it runs while the session is checked: a pull then costs one
+        // database round trip less. Nothing is answered, not even an error, before the check passes.
+        async let active = authenticator.isActive(identity)
+        let result: Result<Response, any Error>
+        do {
+            result = .success(try await next(request, context))
+        } catch {
+            result = .failure(error)
+        }
+        guard try await active else { throw Self.sessionEnded }
+        return try result.get()
     }
+
+    /// Requests that only read: GET and HEAD, and a sync pull (a POST for its body). User lookups
+    /// are left out: they count against a per-account limit, which only a live session may spend.
+    static func isRead(_ request: Request) -> Bool {
+        let path = request.uri.path
+        if path == "/api/users/lookup" { return false }
+        return request.method == .get || request.method == .head || (request.method == .post && path == "/api/sync/pull")
+    }
+
+    static var sessionEnded: APIError { unauthorized("this session has ended; log in again") }
 
     static func unauthorized(_ message: String) -> APIError {
         APIError(.unauthorized, code: ErrorCode.unauthorized, message: message, headers: [.wwwAuthenticate: "Bearer"])

@@ -63,4 +63,45 @@ enum PostgresStatements {
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
+
+    /// A pull's first round trip: the user's memberships (with each vault's cursor from the
+    /// request) and the changes of the first vault, in membership order, that has any. Most pulls
+    /// touch one vault, so this is the whole pull; later vaults are read one by one (`ItemsSince`),
+    /// which keeps a page at `limit` items whatever the number of vaults.
+    struct PullFirst: PostgresPreparedStatement {
+        static let sql = """
+            WITH c AS (SELECT * FROM unnest($2::text[], $3::int8[]) AS c(vault_id, cursor)),
+            m AS (
+                SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at,
+                    m.key_sealed_by, COALESCE(c.cursor, 0) AS cursor
+                FROM vault_members m JOIN vaults v ON v.id = m.vault_id LEFT JOIN c ON c.vault_id = v.id
+                WHERE m.user_id = $1
+            ),
+            f AS (SELECT id, cursor FROM m WHERE revision > cursor ORDER BY created_at, id LIMIT 1)
+            SELECT 0::int8 AS kind, id, owner_id, role, encrypted_metadata, wrapped_key, revision, created_at, updated_at, key_sealed_by,
+                NULL::text AS item_id, NULL::text AS data, NULL::int8 AS version, NULL::bool AS deleted, NULL::text AS device_id
+            FROM m
+            UNION ALL
+            SELECT 1::int8, i.vault_id, '', '', '', '', i.revision, i.created_at, i.updated_at, NULL, i.id, i.encrypted_data, i.version::int8, i.deleted, i.device_id
+            FROM f JOIN LATERAL (
+                SELECT * FROM items WHERE vault_id = f.id AND revision > f.cursor ORDER BY revision LIMIT $4
+            ) i ON true
+            """
+        typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?)
+        var userId: String
+        var vaultIds: [String]
+        var cursors: [Int64]
+        var limit: Int
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 4)
+            bindings.append(userId)
+            bindings.append(vaultIds)
+            bindings.append(cursors)
+            bindings.append(limit)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
 }

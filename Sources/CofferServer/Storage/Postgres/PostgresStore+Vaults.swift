@@ -259,6 +259,46 @@ extension PostgresStore {
         return items
     }
 
+    /// A pull: memberships and the first changed vault's items in one round trip
+    /// (`PostgresStatements.PullFirst`), then any other changed vault on its own.
+    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
+        var memberships: [VaultSummary] = []
+        var first: (vaultId: String, items: [Item])?
+        let requested = Array(cursors)
+        let statement = PostgresStatements.PullFirst(userId: userId, vaultIds: requested.map(\.key), cursors: requested.map(\.value), limit: limit + 1)
+        for try await row in try await client.execute(statement, logger: logger) {
+            if row.0 == 0 {
+                if let vault = Self.vault((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)) { memberships.append(vault) }
+            } else if let id = row.10, let version = row.12, let deleted = row.13 {
+                let item = Item(
+                    id: id, vaultId: row.1, encryptedData: row.11, version: Int(version), revision: row.6, deleted: deleted,
+                    createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8), deviceId: row.14
+                )
+                if first == nil { first = (row.1, []) }
+                first?.items.append(item)
+            }
+        }
+        // UNION ALL keeps no order: memberships in creation order, items in revision order.
+        memberships.sort { ($0.createdAt.milliseconds, $0.id) < ($1.createdAt.milliseconds, $1.id) }
+        first?.items.sort { $0.revision < $1.revision }
+        var pager = ChangesPager(limit: limit)
+        for vault in memberships {
+            let cursor = cursors[vault.id] ?? 0
+            var items: [Item]?
+            if let readLimit = pager.nextReadLimit {
+                if vault.revision <= cursor {
+                    items = []
+                } else if let first, first.vaultId == vault.id {
+                    items = first.items
+                } else {
+                    items = try await self.items(vaultId: vault.id, since: cursor, limit: readLimit)
+                }
+            }
+            pager.add(vault, cursor: cursor, items: items)
+        }
+        return ChangesPage(memberships: memberships, changes: pager.changes)
+    }
+
     public func revision(vaultId: String, notAfter time: Timestamp) async throws -> Int64 {
         for try await revision in try await client.query(
             "SELECT COALESCE(MAX(revision), 0)::BIGINT FROM items WHERE vault_id = \(vaultId) AND updated_at <= \(time.milliseconds)", logger: logger
