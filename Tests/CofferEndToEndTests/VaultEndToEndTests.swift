@@ -58,8 +58,13 @@ struct VaultEndToEndTests {
         let unknownVault = try await coffer(["item", "list", "Nope"])
         #expect(unknownVault.stderr == "error: no vault \"Nope\" (see `coffer vault list`)\n")
 
-        let deleteVault = try await coffer(["vault", "delete", "Personal", "--yes"])
-        #expect(deleteVault.stdoutText == "Deleted vault \"Personal\".\n")
+        let rename = try await coffer(["vault", "rename", "Personal", "Home"])
+        #expect(rename.stdoutText == "Renamed \"Personal\" to \"Home\".\n")
+        #expect(try await coffer(["sync"]).status == 0)  // refreshes the local copy's names
+        #expect(try await coffer(["item", "list", "Home"]).stdoutText.contains("Bank"))
+
+        let deleteVault = try await coffer(["vault", "delete", "Home", "--yes"])
+        #expect(deleteVault.stdoutText == "Deleted vault \"Home\".\n")
         #expect(try await coffer(["vault", "list"]).stdoutText.hasPrefix("No vaults."))
     }
 }

@@ -55,6 +55,7 @@ final class TamperingTransport: SyncTransport {
 
     func resolve(_ request: ResolveRequest) async throws -> Item { try await inner.resolve(request) }
     func vault(id: String) async throws -> VaultSummary { try await inner.vault(id: id) }
+    func vaults() async throws -> [VaultSummary] { try await inner.vaults() }
 
     func status() async throws -> SyncStatusResponse {
         switch mode {
@@ -222,6 +223,23 @@ struct SyncEngineTests {
             #expect(try await b.localSide(of: lost)?.password == "older")
             let after: ItemVersionsResponse = try await devices[0].client.authorized(.GET, "/api/items/\(id)/versions", body: Optional<Int>.none)
             #expect(after.versions.first?.resolution == "server")
+        }
+    }
+
+    @Test("A vault renamed on another device is renamed in the cache by a refreshing round", arguments: TestBackend.available)
+    func vaultRenames(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let devices = try await TestDevice.account(server: "http://127.0.0.1:\(try #require(server.port))", devices: 2)
+            let vaults = VaultClient(client: devices[0].client)
+            let vault = try await vaults.createVault(name: "Personal")
+            let engine = try await devices[1].engine()
+            try await engine.sync()
+            _ = try await vaults.renameVault(vault, to: "Family")
+            try await engine.sync()
+            #expect(try await engine.vaults().map(\.metadata.name) == ["Personal"])  // a pull carries items only
+            try await engine.sync(refreshVaults: true)
+            #expect(try await engine.vaults().map(\.metadata.name) == ["Family"])
+            #expect(try await SyncEngineTests.history(of: engine.history()).contains("vault"))
         }
     }
 

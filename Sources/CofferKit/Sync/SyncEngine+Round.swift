@@ -4,11 +4,14 @@ import Foundation
 extension SyncEngine {
     /// One round: pull the server's changes, push the queue (settling conflicts with `policy`,
     /// or each vault's own), then pull once more to pick up what the push wrote.
+    /// With `refreshVaults`, it first reads every vault's current name, role and key (a pull
+    /// carries items only): after a rename, a role change or a key rotation elsewhere.
     @discardableResult
-    public func sync(policy override: ConflictPolicy? = nil) async throws -> SyncReport {
+    public func sync(policy override: ConflictPolicy? = nil, refreshVaults: Bool = false) async throws -> SyncReport {
         setState(.syncing)
         do {
             var report = SyncReport()
+            if refreshVaults || vaultsStale { try await refreshVaultSummaries() }
             try await pull(into: &report)
             if try await push(into: &report, policy: override) {
                 try await pull(into: &report)
@@ -47,6 +50,26 @@ extension SyncEngine {
             if RetryPolicy.classify(error) == .offline { setState(.offline, error: "\(error)") } else { setState(.error, error: "\(error)") }
         }
         return try status()
+    }
+
+    /// Stores the current summary of every known vault whose name, role or key changed.
+    private func refreshVaultSummaries() async throws {
+        let known = Dictionary(uniqueKeysWithValues: try cache.vaults().map { ($0.summary.id, $0.summary) })
+        var changed: [VaultSummary] = []
+        for summary in try await transport.vaults() {
+            guard let old = known[summary.id], old.encryptedMetadata != summary.encryptedMetadata || old.wrappedKey != summary.wrappedKey
+                || old.role != summary.role || old.keySealedBy != summary.keySealedBy
+            else { continue }
+            keys[summary.id] = try await vaultClient.decrypt(summary)  // a tampered key or name stops here
+            changed.append(summary)
+        }
+        try cache.refetchableTransaction {
+            for summary in changed {
+                try cache.saveVault(summary)
+                try cache.log("vault", vaultId: summary.id, detail: "name, role or key changed")
+            }
+        }
+        vaultsStale = false
     }
 
     // MARK: Pull

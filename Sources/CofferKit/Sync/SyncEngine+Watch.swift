@@ -66,7 +66,10 @@ extension SyncEngine {
                         emit(.connected)
                         // Catch up on whatever happened while disconnected, from the stored cursors.
                         trigger.yield()
-                    case RealtimeType.itemUpdated, RealtimeType.vaultUpdated, RealtimeType.accessRevoked:
+                    case RealtimeType.vaultUpdated:
+                        vaultsStale = true
+                        trigger.yield()
+                    case RealtimeType.itemUpdated, RealtimeType.accessRevoked:
                         trigger.yield()
                     case RealtimeType.sessionRevoked:
                         await connection.close()

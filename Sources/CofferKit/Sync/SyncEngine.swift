@@ -44,6 +44,8 @@ public actor SyncEngine {
     var lastError: String?
     var statusObservers: [UUID: AsyncStream<SyncStatus>.Continuation] = [:]
     var eventObservers: [UUID: AsyncStream<SyncEvent>.Continuation] = [:]
+    /// Set by a `VAULT_UPDATED` event: the next round re-reads vault summaries.
+    var vaultsStale = false
     /// Wakes the background loop of `watch`.
     let triggers: AsyncStream<Void>
     let trigger: AsyncStream<Void>.Continuation

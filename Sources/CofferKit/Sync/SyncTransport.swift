@@ -8,6 +8,8 @@ public protocol SyncTransport: Sendable {
     /// A stale base version throws `CofferClientError` with status 409.
     func resolve(_ request: ResolveRequest) async throws -> Item
     func vault(id: String) async throws -> VaultSummary
+    /// Every vault the user is a member of, with its current name, role and key.
+    func vaults() async throws -> [VaultSummary]
     func status() async throws -> SyncStatusResponse
 }
 
@@ -33,6 +35,11 @@ public struct HTTPSyncTransport: SyncTransport {
 
     public func vault(id: String) async throws -> VaultSummary {
         try await client.authorized(.GET, "/api/vaults/\(id)", body: Optional<Int>.none)
+    }
+
+    public func vaults() async throws -> [VaultSummary] {
+        let response: VaultsResponse = try await client.authorized(.GET, "/api/vaults", body: Optional<Int>.none)
+        return response.vaults
     }
 
     public func status() async throws -> SyncStatusResponse {

@@ -63,6 +63,14 @@ public struct VaultClient: Sendable {
         return DecryptedVault(summary: summary, metadata: metadata, key: key)
     }
 
+    /// Renames a vault: new metadata sealed with its key (admins and the owner).
+    public func renameVault(_ vault: DecryptedVault, to name: String) async throws -> DecryptedVault {
+        let metadata = VaultMetadata(name: name)
+        let request = UpdateVaultRequest(encryptedMetadata: try VaultCrypto.sealMetadata(metadata, vaultId: vault.summary.id, key: vault.key))
+        let summary: VaultSummary = try await client.authorized(.PUT, "/api/vaults/\(vault.summary.id)", body: request)
+        return DecryptedVault(summary: summary, metadata: metadata, key: vault.key)
+    }
+
     public func deleteVault(id: String) async throws {
         let _: SuccessResponse = try await client.authorized(.DELETE, "/api/vaults/\(id)", body: Optional<Int>.none)
     }

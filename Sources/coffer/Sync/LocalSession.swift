@@ -8,10 +8,11 @@ struct LocalSession {
     let client: CofferClient
     let engine: SyncEngine
 
-    static func open(_ options: AccountOptions, policy: ConflictPolicy? = nil) async throws -> LocalSession {
+    static func open(_ options: AccountOptions, policy: ConflictPolicy? = nil, interval: Duration? = nil) async throws -> LocalSession {
         let client = try options.makeClient()
         var configuration = SyncConfiguration()
         if let policy { configuration.defaultPolicy = policy }
+        if let interval { configuration.timerInterval = interval }
         let engine = try await SyncEngine.open(client: client, directory: options.sessionStore.directory, configuration: configuration)
         return LocalSession(client: client, engine: engine)
     }

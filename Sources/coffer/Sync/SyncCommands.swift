@@ -14,10 +14,12 @@ extension Coffer {
         @Flag(help: "Stay connected and print changes as they happen (Ctrl-C to stop).") var watch = false
         @Option(help: "Conflict policy for this sync: last-write-wins, manual or merge (default: each vault's, else merge).")
         var policy: ConflictPolicy?
+        @Option(help: "With --watch: also sync every this many seconds, whatever happens.") var interval = 60
 
         func run() async throws {
             try await runClientCommand {
-                let local = try await LocalSession.open(options, policy: policy)
+                guard (1...86_400).contains(interval) else { throw CLIError("--interval must be 1–86400 seconds") }
+                let local = try await LocalSession.open(options, policy: policy, interval: .seconds(interval))
                 if watch {
                     try await watchChanges(local)
                     return
@@ -30,7 +32,7 @@ extension Coffer {
                     }
                 }
                 defer { printer.cancel() }
-                let report = try await local.engine.sync(policy: policy)
+                let report = try await local.engine.sync(policy: policy, refreshVaults: true)
                 var text = "Synced: pulled \(report.pulled), pushed \(report.pushed)"
                 if report.conflicts > 0 { text += ", \(report.conflicts) conflicts settled or listed" }
                 if report.rejected > 0 { text += ", \(report.rejected) changes refused by the server (see `coffer conflicts list --all`)" }

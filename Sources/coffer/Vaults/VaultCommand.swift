@@ -8,7 +8,7 @@ extension Coffer {
     struct Vault: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, create, delete and share vaults (names and contents are encrypted on this device).",
-            subcommands: [List.self, Create.self, Delete.self, Share.self, Members.self, Revoke.self, Leave.self]
+            subcommands: [List.self, Create.self, Rename.self, Delete.self, Share.self, Members.self, Revoke.self, Leave.self]
         )
 
         struct List: AsyncParsableCommand {
@@ -47,6 +47,26 @@ extension Coffer {
                     try options.client.emit(
                         VaultRow(id: vault.summary.id, name: name, role: vault.summary.role.rawValue, revision: vault.summary.revision),
                         text: "Created vault \"\(name)\" (\(vault.summary.id))."
+                    )
+                }
+            }
+        }
+
+        struct Rename: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Rename a vault (owner and admins; the name is encrypted).")
+            @OptionGroup var options: AccountOptions
+            @Argument(help: "Vault id or name.") var vault: String
+            @Argument(help: "The new name.") var name: String
+
+            func run() async throws {
+                try await runClientCommand {
+                    guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIError("the vault name must not be empty") }
+                    let vaults = VaultClient(client: try options.makeClient())
+                    let target = try await VaultLookup.find(vault, in: vaults)
+                    let renamed = try await vaults.renameVault(target, to: name)
+                    try options.client.emit(
+                        VaultRow(id: renamed.summary.id, name: name, role: renamed.summary.role.rawValue, revision: renamed.summary.revision),
+                        text: "Renamed \"\(target.metadata.name)\" to \"\(name)\"."
                     )
                 }
             }
