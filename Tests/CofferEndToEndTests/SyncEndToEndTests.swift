@@ -46,6 +46,13 @@ struct SyncEndToEndTests {
         #expect(add.status == 0, "\(add.stderr)")
         #expect(add.stdoutText.contains("on this device; `coffer sync` pushes it when the server is back"))
         #expect(add.stderr.contains("offline"))
+        // The local copy and its journal are private to the user.
+        let files = try FileManager.default.contentsOfDirectory(atPath: a.config).filter { $0.hasPrefix("cache-") }
+        #expect(!files.isEmpty)  // the database (its write-ahead log is removed on a clean exit)
+        for file in files {
+            let mode = try FileManager.default.attributesOfItem(atPath: a.config + "/" + file)[.posixPermissions] as? Int
+            #expect(mode == 0o600, "\(file) has mode \(String(mode ?? 0, radix: 8))")
+        }
         let offline = try await a.json(["status"], server: first.url)
         #expect(offline["state"] as? String == "offline")
         #expect(offline["pending"] as? Int == 1)

@@ -67,10 +67,12 @@ public actor SyncEngine {
         guard let session = await client.session else { throw CofferError.notLoggedIn }
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let path = directory.appendingPathComponent("cache-\(session.userId).sqlite").path
-        let engine = try SyncEngine(client: client, deviceId: session.deviceId, cachePath: path, transport: transport, configuration: configuration)
-        // Ciphertext only, but still nobody else's business.
-        chmod(path, 0o600)
-        return engine
+        // Ciphertext only, but still nobody else's business. Created 0600 before SQLite opens it,
+        // so that its journal files (which SQLite gives the same mode) are 0600 from the start.
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        return try SyncEngine(client: client, deviceId: session.deviceId, cachePath: path, transport: transport, configuration: configuration)
     }
 
     // MARK: Status and events
