@@ -243,6 +243,38 @@ struct SyncEngineTests {
         }
     }
 
+    @Test("A reader cannot queue changes; a writer demoted to reader has its queued change kept as rejected", arguments: TestBackend.available)
+    func readOnlyVaults(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let owner = try await TestDevice.account(server: base, devices: 1)[0]
+            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let vault = try await VaultClient(client: owner.client).createVault(name: "Team")
+            let ownerId = try #require(await owner.client.session?.userId)
+            let sharing = SharingClient(vaults: VaultClient(client: owner.client), contacts: ContactStore(directory: owner.directory, userId: ownerId))
+            let memberEmail = try #require(await member.client.session?.email)
+            let share = try await sharing.share(vault, with: try await sharing.lookup(email: memberEmail), role: .write)
+
+            let engine = try await member.engine()
+            try await engine.sync()
+            let item = try await engine.addItem(ItemDocument(title: "Wi-Fi"), vaultId: vault.summary.id)
+            try await engine.sync()
+            // Demoted while an edit waits in the queue: the server refuses it, the edit is kept.
+            try await engine.editItem(id: item.item.item.id, document: ItemDocument(title: "Wi-Fi", password: "new"))
+            _ = try await sharing.changeRole(shareId: share.id, to: .read)
+            let report = try await engine.sync(refreshVaults: true)
+            #expect(report.rejected == 1 && report.pending == 0)
+            let refused = try #require(try await engine.conflicts(state: .rejected).first)
+            #expect(try await engine.localSide(of: refused)?.password == "new")
+            // Now a reader: nothing is queued at all.
+            await #expect(throws: SyncError.readOnly(vaultName: "Team", role: "read")) {
+                try await engine.addItem(ItemDocument(title: "Nope"), vaultId: vault.summary.id)
+            }
+            await #expect(throws: SyncError.self) { try await engine.deleteItem(id: item.item.item.id) }
+            #expect(try await engine.status().pending == 0)
+        }
+    }
+
     @Test("A change the server refuses is kept as a rejected conflict, not retried forever or dropped", arguments: TestBackend.available)
     func rejectedChangesAreKept(_ backend: TestBackend) async throws {
         try await makeTestApp(backend) { $0.maxItemSize = 64 * 1024 }.test(.live) { server in

@@ -168,6 +168,13 @@ public actor SyncEngine {
         return result
     }
 
+    /// A vault this device may change items in; queuing a change the server would refuse helps nobody.
+    func writableVault(_ id: String) async throws -> DecryptedVault {
+        let vault = try await vault(id)
+        guard vault.summary.role >= .write else { throw SyncError.readOnly(vaultName: vault.metadata.name, role: vault.summary.role.rawValue) }
+        return vault
+    }
+
     func open(_ data: String, itemId: String, vaultId: String) async throws -> ItemDocument {
         try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, key: try await vault(vaultId).key)
     }
@@ -228,7 +235,7 @@ public actor SyncEngine {
         var document = document
         document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
-        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await vault(vaultId).key)
+        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
         try cache.transaction {
             try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: 0, encryptedData: sealed, at: document.modifiedAt)
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "create")
@@ -245,7 +252,7 @@ public actor SyncEngine {
         document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
         let vaultId = current.item.item.vaultId
-        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await vault(vaultId).key)
+        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
         try cache.transaction {
             try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: current.item.item.version, encryptedData: sealed, at: document.modifiedAt)
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "edit")
@@ -258,6 +265,7 @@ public actor SyncEngine {
     public func deleteItem(id: String) async throws {
         guard let current = try await item(id: id) else { throw SyncError.unknownItem(id) }
         let vaultId = current.item.item.vaultId
+        _ = try await writableVault(vaultId)
         try cache.transaction {
             try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: current.item.item.version, encryptedData: nil, at: configuration.clock())
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "delete")

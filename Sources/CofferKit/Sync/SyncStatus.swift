@@ -69,6 +69,8 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
     /// A change in the queue refers to something the cache no longer knows.
     case unknownItem(String)
     case unknownVault(String)
+    /// This account may only read the vault.
+    case readOnly(vaultName: String, role: String)
 
     public var description: String {
         switch self {
@@ -77,6 +79,7 @@ public enum SyncError: Error, Equatable, CustomStringConvertible {
                 + "the server may have been restored from an old backup or is replaying old answers. Nothing was changed locally."
         case .unknownItem(let id): "no item \(id) in the local cache"
         case .unknownVault(let id): "no vault \(id) in the local cache"
+        case .readOnly(let name, let role): "your role in vault \"\(name)\" is \(role): you can read its items but not change them"
         }
     }
 }
