@@ -52,7 +52,7 @@ struct LocalCacheTests {
             ))
         }
         let reopened = try LocalCache(path: path)
-        #expect(try reopened.allPending().map(\.encryptedData) == ["edit"])
+        #expect(try reopened.pendingCount() == 1 && reopened.pending(itemId: "i1").map(\.encryptedData) == ["edit"])
         let conflict = try #require(try reopened.conflicts(state: .open).first)
         #expect(conflict.localData == "mine" && conflict.earlier == ["older"])
         try reopened.settleConflict(id: conflict.id, outcome: "user-kept-server", at: .now)

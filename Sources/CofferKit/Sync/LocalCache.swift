@@ -243,8 +243,8 @@ final class LocalCache {
         try database.query("SELECT \(Self.pendingColumns) FROM pending WHERE item_id = ? ORDER BY seq", [.text(itemId)]).map(Self.pending)
     }
 
-    func allPending() throws -> [PendingChange] {
-        try database.query("SELECT \(Self.pendingColumns) FROM pending ORDER BY seq").map(Self.pending)
+    func pending(vaultId: String) throws -> [PendingChange] {
+        try database.query("SELECT \(Self.pendingColumns) FROM pending WHERE vault_id = ? ORDER BY seq", [.text(vaultId)]).map(Self.pending)
     }
 
     func pendingCount() throws -> Int {

@@ -145,7 +145,7 @@ extension SyncEngine {
                 }
                 for vaultId in lost {
                     // Queued changes to a vault we lost cannot be pushed; keep them as rejected.
-                    for (itemId, changes) in Dictionary(grouping: try cache.allPending().filter { $0.vaultId == vaultId }, by: \.itemId) {
+                    for (itemId, changes) in Dictionary(grouping: try cache.pending(vaultId: vaultId), by: \.itemId) {
                         try recordRejected(itemId: itemId, vaultId: vaultId, changes: changes, serverVersion: 0, reason: "access to the vault was lost")
                     }
                     try cache.removeVault(id: vaultId)

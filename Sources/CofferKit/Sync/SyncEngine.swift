@@ -156,15 +156,21 @@ public actor SyncEngine {
     func vault(_ id: String) async throws -> DecryptedVault {
         if let known = keys[id] { return known }
         guard let cached = try cache.vaults().first(where: { $0.summary.id == id }) else { throw SyncError.unknownVault(id) }
-        let opened = try await vaultClient.decrypt(cached.summary)
-        keys[id] = opened
+        return try await opened(cached.summary)
+    }
+
+    /// The vault with its key unwrapped, once per engine.
+    private func opened(_ summary: VaultSummary) async throws -> DecryptedVault {
+        if let known = keys[summary.id] { return known }
+        let opened = try await vaultClient.decrypt(summary)
+        keys[summary.id] = opened
         return opened
     }
 
     /// Every vault in the cache, with its key unwrapped.
     public func vaults() async throws -> [DecryptedVault] {
         var result: [DecryptedVault] = []
-        for cached in try cache.vaults() { result.append(try await vault(cached.summary.id)) }
+        for cached in try cache.vaults() { result.append(try await opened(cached.summary)) }
         return result
     }
 
@@ -190,7 +196,7 @@ public actor SyncEngine {
     /// The items of a vault as this device sees them, queued changes included.
     public func items(vaultId: String, includeDeleted: Bool = false) async throws -> [LocalItem] {
         let server = try cache.items(vaultId: vaultId)
-        let pending = Dictionary(grouping: try cache.allPending().filter { $0.vaultId == vaultId }, by: \.itemId)
+        let pending = Dictionary(grouping: try cache.pending(vaultId: vaultId), by: \.itemId)
         var result: [LocalItem] = []
         for item in server {
             result.append(try await overlay(item, pending: pending[item.id] ?? []))

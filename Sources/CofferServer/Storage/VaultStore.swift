@@ -95,9 +95,12 @@ struct ChangesPager {
 
     init(limit: Int) { budget = limit }
 
-    /// How many items to read from the next vault: one more than fits, which tells whether more
-    /// remain. Nil once the budget is spent; then `add` is called with no items.
-    var nextReadLimit: Int? { budget > 0 ? budget + 1 : nil }
+    /// How many items to read from `vault` after `cursor`: one more than fits, which tells whether
+    /// more remain. Nil when nothing is to be read (the budget is spent, or the vault has no change
+    /// after the cursor); then `add` is called with no items.
+    func readLimit(for vault: VaultSummary, cursor: Int64) -> Int? {
+        budget > 0 && vault.revision > cursor ? budget + 1 : nil
+    }
 
     mutating func add(_ vault: VaultSummary, cursor: Int64, items: [Item]?) {
         guard let items, budget > 0 else {
@@ -107,31 +110,6 @@ struct ChangesPager {
         let page = Array(items.prefix(budget))
         budget -= page.count
         changes.append(VaultChanges(vaultId: vault.id, items: page, cursor: page.last?.revision ?? cursor, hasMore: items.count > page.count))
-    }
-}
-
-extension VaultStore {
-    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
-        let memberships = try await vaults(userId: userId)
-        var pager = ChangesPager(limit: limit)
-        for vault in memberships {
-            let cursor = cursors[vault.id] ?? 0
-            var items: [Item]?
-            if let readLimit = pager.nextReadLimit {
-                items = try await self.items(vaultId: vault.id, since: cursor, limit: readLimit)
-            }
-            pager.add(vault, cursor: cursor, items: items)
-        }
-        return ChangesPage(memberships: memberships, changes: pager.changes)
-    }
-
-    public func applyItemChanges(_ changes: [ItemChange]) async throws -> [ItemChangeOutcome] {
-        var outcomes: [ItemChangeOutcome] = []
-        outcomes.reserveCapacity(changes.count)
-        for change in changes {
-            outcomes.append(try await applyItemChange(change))
-        }
-        return outcomes
     }
 }
 

@@ -33,18 +33,10 @@ struct LocalSession {
 
     /// A vault by id or name from the local copy, syncing first when it is not there.
     func vault(_ reference: String) async throws -> DecryptedVault {
-        if let found = try await findVault(reference) { return found }
+        if let found = try VaultLookup.match(reference, in: try await engine.vaults()) { return found }
         try await syncIfOnline()
-        guard let found = try await findVault(reference) else { throw CLIError("no vault \"\(reference)\" (see `coffer vault list`)") }
+        guard let found = try VaultLookup.match(reference, in: try await engine.vaults()) else { throw VaultLookup.notFound(reference) }
         return found
-    }
-
-    private func findVault(_ reference: String) async throws -> DecryptedVault? {
-        let all = try await engine.vaults()
-        if let byId = all.first(where: { $0.summary.id == reference.lowercased() }) { return byId }
-        let byName = all.filter { $0.metadata.name.lowercased() == reference.lowercased() }
-        guard byName.count <= 1 else { throw CLIError("several vaults are named \"\(reference)\"; use its id") }
-        return byName.first
     }
 
     /// An item from the local copy, syncing first when it is not there.

@@ -104,11 +104,19 @@ struct VaultRow: Encodable {
 /// Finds a vault by id or (case-insensitive) name.
 enum VaultLookup {
     static func find(_ reference: String, in vaults: VaultClient) async throws -> DecryptedVault {
-        let all = try await vaults.vaults()
+        guard let match = try match(reference, in: try await vaults.vaults()) else { throw notFound(reference) }
+        return match
+    }
+
+    /// The vault `reference` names among `all`, nil when none does.
+    static func match(_ reference: String, in all: [DecryptedVault]) throws -> DecryptedVault? {
         if let byId = all.first(where: { $0.summary.id == reference.lowercased() }) { return byId }
         let byName = all.filter { $0.metadata.name.lowercased() == reference.lowercased() }
-        guard let match = byName.first else { throw CLIError("no vault \"\(reference)\" (see `coffer vault list`)") }
-        guard byName.count == 1 else { throw CLIError("several vaults are named \"\(reference)\"; use its id") }
-        return match
+        guard byName.count <= 1 else { throw CLIError("several vaults are named \"\(reference)\"; use its id") }
+        return byName.first
+    }
+
+    static func notFound(_ reference: String) -> CLIError {
+        CLIError("no vault \"\(reference)\" (see `coffer vault list`)")
     }
 }

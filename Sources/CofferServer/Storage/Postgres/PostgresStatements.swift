@@ -66,7 +66,8 @@ enum PostgresStatements {
 
     /// A pull's first round trip: the user's memberships (with each vault's cursor from the
     /// request) and the changes of the first vault, in membership order, that has any. Most pulls
-    /// touch one vault, so this is the whole pull; later vaults are read one by one (`ItemsSince`),
+    /// touch one vault, so this is the whole pull; `first` marks that vault (its changes may be
+    /// none but a metadata change). Later vaults are read one by one (`ItemsSince`),
     /// which keeps a page at `limit` items whatever the number of vaults.
     struct PullFirst: PostgresPreparedStatement {
         static let sql = """
@@ -79,15 +80,17 @@ enum PostgresStatements {
             ),
             f AS (SELECT id, cursor FROM m WHERE revision > cursor ORDER BY created_at, id LIMIT 1)
             SELECT 0::int8 AS kind, id, owner_id, role, encrypted_metadata, wrapped_key, revision, created_at, updated_at, key_sealed_by,
-                NULL::text AS item_id, NULL::text AS data, NULL::int8 AS version, NULL::bool AS deleted, NULL::text AS device_id
+                NULL::text AS item_id, NULL::text AS data, NULL::int8 AS version, NULL::bool AS deleted, NULL::text AS device_id,
+                id IN (SELECT id FROM f) AS first
             FROM m
             UNION ALL
-            SELECT 1::int8, i.vault_id, '', '', '', '', i.revision, i.created_at, i.updated_at, NULL, i.id, i.encrypted_data, i.version::int8, i.deleted, i.device_id
+            SELECT 1::int8, i.vault_id, '', '', '', '', i.revision, i.created_at, i.updated_at, NULL, i.id, i.encrypted_data, i.version::int8, i.deleted, i.device_id,
+                true
             FROM f JOIN LATERAL (
                 SELECT * FROM items WHERE vault_id = f.id AND revision > f.cursor ORDER BY revision LIMIT $4
             ) i ON true
             """
-        typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?)
+        typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?, Bool)
         var userId: String
         var vaultIds: [String]
         var cursors: [Int64]

@@ -269,12 +269,13 @@ extension PostgresStore {
         for try await row in try await client.execute(statement, logger: logger) {
             if row.0 == 0 {
                 if let vault = Self.vault((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)) { memberships.append(vault) }
+                if row.15, first == nil { first = (row.1, []) }
             } else if let id = row.10, let version = row.12, let deleted = row.13 {
                 let item = Item(
                     id: id, vaultId: row.1, encryptedData: row.11, version: Int(version), revision: row.6, deleted: deleted,
                     createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8), deviceId: row.14
                 )
-                if first == nil { first = (row.1, []) }
+                if first == nil { first = (row.1, []) }  // item rows may come before the membership rows
                 first?.items.append(item)
             }
         }
@@ -285,14 +286,8 @@ extension PostgresStore {
         for vault in memberships {
             let cursor = cursors[vault.id] ?? 0
             var items: [Item]?
-            if let readLimit = pager.nextReadLimit {
-                if vault.revision <= cursor {
-                    items = []
-                } else if let first, first.vaultId == vault.id {
-                    items = first.items
-                } else {
-                    items = try await self.items(vaultId: vault.id, since: cursor, limit: readLimit)
-                }
+            if let readLimit = pager.readLimit(for: vault, cursor: cursor) {
+                items = if let first, first.vaultId == vault.id { first.items } else { try await self.items(vaultId: vault.id, since: cursor, limit: readLimit) }
             }
             pager.add(vault, cursor: cursor, items: items)
         }

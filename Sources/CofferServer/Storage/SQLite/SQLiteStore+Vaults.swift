@@ -187,7 +187,7 @@ extension SQLiteStore {
         var pager = ChangesPager(limit: limit)
         for vault in memberships {
             let cursor = cursors[vault.id] ?? 0
-            let changed = try pager.nextReadLimit.map { try Self.items(on: connection, vaultId: vault.id, since: cursor, limit: $0) }
+            let changed = try pager.readLimit(for: vault, cursor: cursor).map { try Self.items(on: connection, vaultId: vault.id, since: cursor, limit: $0) }
             pager.add(vault, cursor: cursor, items: changed)
         }
         return ChangesPage(memberships: memberships, changes: pager.changes)
