@@ -23,35 +23,52 @@ public enum Base64URL {
 
     /// Decodes base64url with or without padding; nil for any other character, a bad length or non-zero spare bits.
     public static func decode(_ text: String) -> [UInt8]? {
-        var chars = Array(text.utf8)
+        var text = text
+        return text.withUTF8 { decode(utf8: $0) }
+    }
+
+    private static func decode(utf8 input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var count = input.count
         // Padding, when present, must be complete: "QQ==" or "QQ", never "QQ=".
-        if let firstPad = chars.firstIndex(of: UInt8(ascii: "=")) {
-            let padCount = chars.count - firstPad
-            guard padCount <= 2, chars.count % 4 == 0, chars[firstPad...].allSatisfy({ $0 == UInt8(ascii: "=") }) else {
+        if let firstPad = input.firstIndex(of: UInt8(ascii: "=")) {
+            let padCount = count - firstPad
+            guard padCount <= 2, count % 4 == 0, input[firstPad...].allSatisfy({ $0 == UInt8(ascii: "=") }) else {
                 return nil
             }
-            chars.removeLast(padCount)
+            count = firstPad
         }
-        guard chars.count % 4 != 1 else { return nil }
+        guard count % 4 != 1 else { return nil }
 
-        var out = [UInt8]()
-        out.reserveCapacity(chars.count * 3 / 4)
-        var accumulator: UInt32 = 0
-        var bitCount = 0
-        for char in chars {
-            guard let value = sextet(char) else { return nil }
-            accumulator = accumulator << 6 | UInt32(value)
-            bitCount += 6
-            if bitCount >= 8 {
-                bitCount -= 8
-                out.append(UInt8(truncatingIfNeeded: accumulator >> UInt32(bitCount)))
-                accumulator &= (1 << UInt32(bitCount)) - 1
+        let decodedCount = count * 3 / 4
+        var valid = true
+        let out = [UInt8](unsafeUninitializedCapacity: decodedCount) { buffer, initialized in
+            var accumulator: UInt32 = 0
+            var bitCount = 0
+            var written = 0
+            for index in 0..<count {
+                let value = sextets[Int(input[index])]
+                guard value != 0xff else {
+                    valid = false
+                    break
+                }
+                accumulator = accumulator << 6 | UInt32(value)
+                bitCount += 6
+                if bitCount >= 8 {
+                    bitCount -= 8
+                    buffer[written] = UInt8(truncatingIfNeeded: accumulator >> UInt32(bitCount))
+                    written += 1
+                    accumulator &= (1 << UInt32(bitCount)) - 1
+                }
             }
+            // Leftover bits must be zero, so every byte string has exactly one encoding (no malleable text forms).
+            if accumulator != 0 { valid = false }
+            initialized = written
         }
-        // Leftover bits must be zero, so every byte string has exactly one encoding (no malleable text forms).
-        guard accumulator == 0 else { return nil }
-        return out
+        return valid ? out : nil
     }
+
+    /// The value of each byte as a base64url digit, 0xff for bytes that are not one.
+    private static let sextets: [UInt8] = (0...255).map { sextet(UInt8($0)) ?? 0xff }
 
     private static func sextet(_ char: UInt8) -> UInt8? {
         switch char {

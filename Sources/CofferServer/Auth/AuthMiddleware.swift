@@ -49,10 +49,10 @@ struct AuthMiddleware: RouterMiddleware {
     let authenticator: SessionAuthenticator
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        guard let header = request.headers[.authorization], header.hasCaseInsensitivePrefix("bearer ") else {
             throw Self.unauthorized("missing access token (Authorization: Bearer …)")
         }
-        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        let token = String(header.dropFirst("bearer ".count).trimmingHTTPWhitespace())
         var context = context
         let identity: AuthIdentity
         do {

@@ -28,7 +28,7 @@ extension Request {
     func requireJSONContentType() throws {
         let mediaType = headers[.contentType]?
             .split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
+            .trimmingHTTPWhitespace().lowercased()
         guard mediaType == "application/json" else {
             throw APIError(
                 .unsupportedMediaType, code: ErrorCode.unsupportedMediaType,

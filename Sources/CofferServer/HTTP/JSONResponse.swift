@@ -10,11 +10,15 @@ enum JSONResponse {
     static func make(_ status: HTTPResponse.Status, _ value: some Encodable) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
-        let data = try encoder.encode(value)
-        return Response(
+        return make(status, json: try encoder.encode(value))
+    }
+
+    /// A body already encoded (see `JSONByteWriter`).
+    static func make(_ status: HTTPResponse.Status, json bytes: some Sequence<UInt8>) -> Response {
+        Response(
             status: status,
             headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data))
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes))
         )
     }
 }

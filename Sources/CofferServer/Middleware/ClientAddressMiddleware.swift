@@ -9,7 +9,7 @@ struct ClientAddressMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if trustForwardedHeaders,
-            let forwarded = request.headers[.forwardedFor]?.split(separator: ",").first?.trimmingCharacters(in: .whitespaces),
+            let forwarded = request.headers[.forwardedFor]?.split(separator: ",").first?.trimmingHTTPWhitespace().description,
             !forwarded.isEmpty
         {
             context.clientAddress = forwarded

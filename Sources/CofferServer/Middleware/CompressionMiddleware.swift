@@ -49,7 +49,7 @@ struct CompressionMiddleware: RouterMiddleware {
     static func acceptsGzip(_ request: Request) -> Bool {
         guard let accept = request.headers[.acceptEncoding]?.lowercased() else { return false }
         return accept.split(separator: ",").contains { part in
-            let pieces = part.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            let pieces = part.split(separator: ";").map { $0.trimmingHTTPWhitespace() }
             return pieces.first == "gzip" && !pieces.dropFirst().contains("q=0")
         }
     }

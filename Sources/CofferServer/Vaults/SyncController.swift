@@ -48,7 +48,7 @@ struct SyncController {
         let changes = page.changes
         let gained = memberships.filter { known[$0.id] == nil }
         let lost = known.keys.filter { !readable.contains($0) }.sorted()
-        return try JSONResponse.ok(PullResponse(vaults: changes, gained: gained, lost: lost, serverTime: clock()))
+        return JSONResponse.make(.ok, json: PullResponse(vaults: changes, gained: gained, lost: lost, serverTime: clock()).jsonBytes())
     }
 
     @Sendable func push(_ request: Request, context: AppRequestContext) async throws -> Response {

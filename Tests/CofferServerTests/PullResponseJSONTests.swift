@@ -1,0 +1,91 @@
+import CofferProtocol
+import CofferTestSupport
+import Foundation
+import Testing
+
+@Suite("Hand-written pull JSON")
+struct PullResponseJSONTests {
+    /// Every ASCII control character, quotes, backslashes, slashes and multi-byte characters.
+    static let awkward: [String] = [
+        "", "plain", "a\"b", "back\\slash", "s/l/a/s/h", "\u{7f}", "é€😀\u{2028}\u{2029}",
+        String(String.UnicodeScalarView((0..<0x20).map { Unicode.Scalar(UInt8($0)) })),
+    ]
+
+    @Test("strings and numbers are written exactly as JSONEncoder writes them")
+    func scalarsMatchJSONEncoder() throws {
+        var random = SeededGenerator(seed: 3)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        for text in Self.awkward + (0..<200).map({ _ in Self.text(&random) }) {
+            var writer = JSONByteWriter()
+            writer.string(text)
+            #expect(Data(writer.bytes) == (try encoder.encode(text)), "\(text.debugDescription)")
+        }
+        for number in [Int64.min, Int64.min + 1, -10, -1, 0, 1, 9, 10, 99, 100, Int64.max] + (0..<200).map({ _ in Self.number(&random) }) {
+            var writer = JSONByteWriter()
+            writer.integer(number)
+            #expect(Data(writer.bytes) == (try encoder.encode(number)), "\(number)")
+        }
+    }
+
+    @Test("500 seeded answers, with awkward strings, nil optionals and extreme numbers, decode to themselves")
+    func roundTrips() throws {
+        var random = SeededGenerator(seed: 7)
+        for round in 0..<500 {
+            let response = Self.response(&random)
+            let written = response.jsonBytes()
+            #expect(try JSONDecoder().decode(PullResponse.self, from: Data(written)) == response, "round \(round)")
+            // Nil optionals are left out, as JSONEncoder leaves them out.
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(written)) as? [String: Any])
+            let items = (object["vaults"] as? [[String: Any]] ?? []).flatMap { $0["items"] as? [[String: Any]] ?? [] }
+            #expect(items.count == response.vaults.reduce(0) { $0 + $1.items.count })
+            #expect(items.filter { $0["deviceId"] != nil }.count == response.vaults.flatMap(\.items).filter { $0.deviceId != nil }.count)
+        }
+    }
+
+    @Test("an empty answer")
+    func empty() {
+        let response = PullResponse(vaults: [], gained: [], lost: [], serverTime: Timestamp(milliseconds: 0))
+        #expect(String(decoding: response.jsonBytes(), as: UTF8.self) == #"{"vaults":[],"gained":[],"lost":[],"serverTime":"1970-01-01T00:00:00.000Z"}"#)
+    }
+
+    static func text(_ random: inout SeededGenerator) -> String {
+        if Bool.random(using: &random) { return String(random.next(), radix: 16) }
+        return (0..<Int.random(in: 1...3, using: &random)).map { _ in awkward.randomElement(using: &random)! }.joined()
+    }
+
+    static func number(_ random: inout SeededGenerator) -> Int64 {
+        [Int64.min, -1, 0, 9, 10, Int64.max, Int64.random(in: .min ... .max, using: &random)].randomElement(using: &random)!
+    }
+
+    static func time(_ random: inout SeededGenerator) -> Timestamp {
+        Timestamp(milliseconds: Int64.random(in: 0...253_402_300_799_999, using: &random))
+    }
+
+    static func response(_ random: inout SeededGenerator) -> PullResponse {
+        func item() -> Item {
+            Item(
+                id: text(&random), vaultId: text(&random), encryptedData: Bool.random(using: &random) ? text(&random) : nil,
+                version: Int(truncatingIfNeeded: number(&random)), revision: number(&random), deleted: Bool.random(using: &random),
+                createdAt: time(&random), updatedAt: time(&random), deviceId: Bool.random(using: &random) ? text(&random) : nil
+            )
+        }
+        func vault() -> VaultSummary {
+            VaultSummary(
+                id: text(&random), ownerId: text(&random), role: VaultRole.allCases.randomElement(using: &random)!,
+                encryptedMetadata: text(&random), wrappedKey: text(&random), revision: number(&random),
+                createdAt: time(&random), updatedAt: time(&random), keySealedBy: Bool.random(using: &random) ? text(&random) : nil
+            )
+        }
+        let vaults = (0..<Int.random(in: 0...3, using: &random)).map { _ in
+            VaultChanges(
+                vaultId: text(&random), items: (0..<Int.random(in: 0...4, using: &random)).map { _ in item() },
+                cursor: number(&random), hasMore: Bool.random(using: &random)
+            )
+        }
+        return PullResponse(
+            vaults: vaults, gained: (0..<Int.random(in: 0...2, using: &random)).map { _ in vault() },
+            lost: (0..<Int.random(in: 0...2, using: &random)).map { _ in text(&random) }, serverTime: time(&random)
+        )
+    }
+}
