@@ -204,6 +204,8 @@ struct AccountAPITests {
             #expect(try await client.authorized(.get, "/api/items/\(UUID().uuidString.lowercased())", token: phone.accessToken).status == .unauthorized)
             #expect(try await client.authorized(.get, "/api/vaults", token: phone.accessToken).status == .unauthorized)
             #expect(try await client.authorized(.post, "/api/sync/pull", token: phone.accessToken, json: PullRequest()).status == .unauthorized)
+            // A pull checks its session inside its own read; one it refuses for its body still hears 401, not 422.
+            #expect(try await client.authorized(.post, "/api/sync/pull", token: phone.accessToken, json: PullRequest(limit: 0)).status == .unauthorized)
             #expect(try await client.authorized(.post, "/api/sync/push", token: phone.accessToken, json: PushRequest(changes: [])).status == .unauthorized)
             #expect(try await client.json(.post, "/api/auth/refresh", RefreshRequest(refreshToken: phone.refreshToken)).status == .unauthorized)
             let listed = try await client.authorized(.get, "/api/devices", token: laptop.accessToken).decode(DevicesResponse.self)

@@ -43,6 +43,50 @@ struct PullResponseJSONTests {
         }
     }
 
+    @Test("the hand reader decodes what JSONEncoder writes, in any key order, escaped or pretty-printed, as JSONDecoder does")
+    func readerMatchesJSONDecoder() throws {
+        var random = SeededGenerator(seed: 11)
+        let formats: [JSONEncoder.OutputFormatting] = [[], [.withoutEscapingSlashes], [.prettyPrinted, .sortedKeys]]
+        for round in 0..<300 {
+            let response = Self.response(&random)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = formats[round % formats.count]
+            let data = try encoder.encode(response)
+            let read = try data.withUnsafeBytes { try PullResponse(jsonBytes: $0) }
+            #expect(read == response, "round \(round)")
+            #expect(try JSONDecoder().decode(PullResponse.self, from: data) == read)
+        }
+    }
+
+    @Test("the hand reader skips fields it does not know, reads escapes, and refuses what is not a pull answer")
+    func readerEdges() throws {
+        func read(_ text: String) throws -> PullResponse {
+            var bytes = Array(text.utf8)
+            return try bytes.withUnsafeMutableBytes { try PullResponse(jsonBytes: UnsafeRawBufferPointer($0)) }
+        }
+        let base = #"{"vaults":[],"gained":[],"lost":["a\u00e9\ud83d\ude00\/\"\n"],"serverTime":"2026-11-23T10:00:00.123Z""#
+        let withExtras = try read(base + #","future":{"nested":[1,2.5e3,null,true,"x"]},"other":-0.5}"#)
+        #expect(withExtras.lost == ["aé😀/\"\n"])
+        #expect(withExtras.serverTime == Timestamp(iso8601: "2026-11-23T10:00:00.123Z"))
+        for bad in [
+            base,  // truncated
+            base + "}}",  // trailing bytes
+            #"{"vaults":[],"gained":[],"lost":[],"serverTime":"yesterday"}"#,
+            #"{"vaults":[],"gained":[],"lost":[]}"#,  // a field missing
+            #"{"vaults":[{"vaultId":"v","items":[],"cursor":01,"hasMore":false}],"gained":[],"lost":[],"serverTime":"2026-11-23T10:00:00Z"}"#,
+            #"{"vaults":[{"vaultId":"v","items":[],"cursor":1.5,"hasMore":false}],"gained":[],"lost":[],"serverTime":"2026-11-23T10:00:00Z"}"#,
+            #"{"vaults":[{"vaultId":"v","items":[],"cursor":9223372036854775808,"hasMore":false}],"gained":[],"lost":[],"serverTime":"2026-11-23T10:00:00Z"}"#,
+            #"{"vaults":[],"gained":[],"lost":["\ud83d"],"serverTime":"2026-11-23T10:00:00Z"}"#,  // a lone surrogate
+            #"{"vaults":[],"gained":[],"lost":["\q"],"serverTime":"2026-11-23T10:00:00Z"}"#,
+            "{\"vaults\":[],\"gained\":[],\"lost\":[\"tab\there\"],\"serverTime\":\"2026-11-23T10:00:00Z\"}",  // a raw control character
+        ] {
+            #expect(throws: (any Error).self, "\(bad)") { try read(bad) }
+        }
+        var invalidUTF8 = Array(#"{"vaults":[],"gained":[],"lost":["x"],"serverTime":"2026-11-23T10:00:00Z"}"#.utf8)
+        invalidUTF8[invalidUTF8.firstIndex(of: UInt8(ascii: "x"))!] = 0xff
+        #expect(throws: (any Error).self) { try invalidUTF8.withUnsafeBytes { try PullResponse(jsonBytes: $0) } }
+    }
+
     @Test("an empty answer")
     func empty() {
         let response = PullResponse(vaults: [], gained: [], lost: [], serverTime: Timestamp(milliseconds: 0))

@@ -41,16 +41,11 @@ public enum Envelope {
     /// Decrypts an envelope sealed for `context`; throws rather than ever returning unauthenticated bytes.
     public static func open(_ envelope: String, key: SymmetricKey, context: EnvelopeContext) throws(EnvelopeError) -> Data {
         guard let bytes = wellFormedBytes(envelope) else { throw .malformed }
-        let nonceEnd = 1 + nonceByteCount
-        let tagStart = bytes.count - tagByteCount
         // A key of another size cannot be the key this envelope was sealed with.
         guard key.bitCount == 256 else { throw .tampered }
         do {
-            let box = try AES.GCM.SealedBox(
-                nonce: AES.GCM.Nonce(data: bytes[1..<nonceEnd]),
-                ciphertext: bytes[nonceEnd..<tagStart],
-                tag: bytes[tagStart...]
-            )
+            // After the version byte the layout is GCM's own combined form: nonce ‖ ciphertext ‖ tag.
+            let box = try AES.GCM.SealedBox(combined: bytes[1...])
             return try AES.GCM.open(box, using: key, authenticating: associatedData(context))
         } catch {
             // The layout was checked above, so any failure here is an authentication failure.

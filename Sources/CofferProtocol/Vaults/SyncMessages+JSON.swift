@@ -1,6 +1,7 @@
-// Hand-written JSON for the pull answer, the response every device asks for most often.
-// Same bytes as `JSONEncoder` (see `JSONByteWriter`); a new field must be added here too,
-// which the comparison tests catch.
+// Hand-written JSON for the pull answer, the response every device asks for most often:
+// written by the server, read by the client.
+// The writer matches `JSONEncoder` and the reader `JSONDecoder` (see `JSONByteWriter` and
+// `JSONByteReader`); a new field must be added here too, which the round-trip tests catch.
 
 extension PullResponse {
     /// This answer as JSON, without `JSONEncoder`.
@@ -85,5 +86,125 @@ extension VaultSummary {
             writer.string(keySealedBy)
         }
         writer.raw("}")
+    }
+}
+
+extension PullResponse {
+    /// Reads a pull answer without `JSONDecoder`; throws on anything unexpected (see `JSONByteReader`).
+    public init(jsonBytes: UnsafeRawBufferPointer) throws {
+        self = try JSONByteReader.read(jsonBytes) { reader in
+            var vaults: [VaultChanges]?
+            var gained: [VaultSummary]?
+            var lost: [String]?
+            var serverTime: Timestamp?
+            try reader.object { reader, key in
+                switch key {
+                case "vaults": vaults = try reader.array { try VaultChanges(reading: &$0) }
+                case "gained": gained = try reader.array { try VaultSummary(reading: &$0) }
+                case "lost": lost = try reader.array { try $0.string() }
+                case "serverTime": serverTime = try Timestamp(reading: &reader)
+                default: try reader.skipValue()
+                }
+            }
+            guard let vaults, let gained, let lost, let serverTime else { throw JSONByteReader.Malformed() }
+            return PullResponse(vaults: vaults, gained: gained, lost: lost, serverTime: serverTime)
+        }
+    }
+}
+
+extension VaultChanges {
+    init(reading reader: inout JSONByteReader) throws {
+        var vaultId: String?
+        var items: [Item]?
+        var cursor: Int64?
+        var hasMore: Bool?
+        try reader.object { reader, key in
+            switch key {
+            case "vaultId": vaultId = try reader.string()
+            case "items": items = try reader.array { try Item(reading: &$0) }
+            case "cursor": cursor = try reader.int64()
+            case "hasMore": hasMore = try reader.bool()
+            default: try reader.skipValue()
+            }
+        }
+        guard let vaultId, let items, let cursor, let hasMore else { throw JSONByteReader.Malformed() }
+        self.init(vaultId: vaultId, items: items, cursor: cursor, hasMore: hasMore)
+    }
+}
+
+extension Item {
+    init(reading reader: inout JSONByteReader) throws {
+        var id: String?
+        var vaultId: String?
+        var encryptedData: String?
+        var version: Int?
+        var revision: Int64?
+        var deleted: Bool?
+        var createdAt: Timestamp?
+        var updatedAt: Timestamp?
+        var deviceId: String?
+        try reader.object { reader, key in
+            switch key {
+            case "id": id = try reader.string()
+            case "vaultId": vaultId = try reader.string()
+            case "encryptedData": encryptedData = try reader.optionalString()
+            case "version": version = try reader.int()
+            case "revision": revision = try reader.int64()
+            case "deleted": deleted = try reader.bool()
+            case "createdAt": createdAt = try Timestamp(reading: &reader)
+            case "updatedAt": updatedAt = try Timestamp(reading: &reader)
+            case "deviceId": deviceId = try reader.optionalString()
+            default: try reader.skipValue()
+            }
+        }
+        guard let id, let vaultId, let version, let revision, let deleted, let createdAt, let updatedAt else { throw JSONByteReader.Malformed() }
+        self.init(
+            id: id, vaultId: vaultId, encryptedData: encryptedData, version: version, revision: revision, deleted: deleted,
+            createdAt: createdAt, updatedAt: updatedAt, deviceId: deviceId
+        )
+    }
+}
+
+extension VaultSummary {
+    init(reading reader: inout JSONByteReader) throws {
+        var id: String?
+        var ownerId: String?
+        var role: VaultRole?
+        var encryptedMetadata: String?
+        var wrappedKey: String?
+        var revision: Int64?
+        var createdAt: Timestamp?
+        var updatedAt: Timestamp?
+        var keySealedBy: String?
+        try reader.object { reader, key in
+            switch key {
+            case "id": id = try reader.string()
+            case "ownerId": ownerId = try reader.string()
+            case "role":
+                guard let value = VaultRole(rawValue: try reader.string()) else { throw JSONByteReader.Malformed() }
+                role = value
+            case "encryptedMetadata": encryptedMetadata = try reader.string()
+            case "wrappedKey": wrappedKey = try reader.string()
+            case "revision": revision = try reader.int64()
+            case "createdAt": createdAt = try Timestamp(reading: &reader)
+            case "updatedAt": updatedAt = try Timestamp(reading: &reader)
+            case "keySealedBy": keySealedBy = try reader.optionalString()
+            default: try reader.skipValue()
+            }
+        }
+        guard let id, let ownerId, let role, let encryptedMetadata, let wrappedKey, let revision, let createdAt, let updatedAt else {
+            throw JSONByteReader.Malformed()
+        }
+        self.init(
+            id: id, ownerId: ownerId, role: role, encryptedMetadata: encryptedMetadata, wrappedKey: wrappedKey, revision: revision,
+            createdAt: createdAt, updatedAt: updatedAt, keySealedBy: keySealedBy
+        )
+    }
+}
+
+extension Timestamp {
+    init(reading reader: inout JSONByteReader) throws {
+        guard let value = Timestamp(iso8601: try reader.string()) else { throw JSONByteReader.Malformed() }
+        self = value
     }
 }

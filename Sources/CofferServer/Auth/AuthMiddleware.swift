@@ -61,29 +61,54 @@ struct AuthMiddleware: RouterMiddleware {
             throw Self.unauthorized("the access token is invalid or expired")
         }
         context.identity = identity
-        guard Self.isRead(request) else {
+        switch Self.sessionCheck(for: request) {
+        case .first:
             guard try await authenticator.isActive(identity) else { throw Self.sessionEnded }
             return try await next(request, context)
+        case .alongside:
+            // A read changes nothing, so it runs while the session is checked: one database round
+            // trip less. Nothing is answered, not even an error, before the check passes.
+            async let active = authenticator.isActive(identity)
+            let result: Result<Response, any Error>
+            do {
+                result = .success(try await next(request, context))
+            } catch {
+                result = .failure(error)
+            }
+            guard try await active else { throw Self.sessionEnded }
+            return try result.get()
+        case .byHandler:
+            // The handler's read checks the session in the same database round trip and answers
+            // 401 itself (`SyncController.pull`). Should it fail before that read, the session is
+            // checked here, so an ended session still hears 401 and nothing else.
+            do {
+                return try await next(request, context)
+            } catch let error as APIError where error.status == .unauthorized {
+                throw error
+            } catch {
+                guard try await authenticator.isActive(identity) else { throw Self.sessionEnded }
+                throw error
+            }
         }
-        // A read changes nothing, so it runs while the session is checked: a pull then costs one
-        // database round trip less. Nothing is answered, not even an error, before the check passes.
-        async let active = authenticator.isActive(identity)
-        let result: Result<Response, any Error>
-        do {
-            result = .success(try await next(request, context))
-        } catch {
-            result = .failure(error)
-        }
-        guard try await active else { throw Self.sessionEnded }
-        return try result.get()
     }
 
-    /// Requests that only read: GET and HEAD, and a sync pull (a POST for its body). User lookups
-    /// are left out: they count against a per-account limit, which only a live session may spend.
-    static func isRead(_ request: Request) -> Bool {
+    /// When a request's session is checked against the database.
+    enum SessionCheck: Equatable {
+        /// Before the handler runs: every request that may change something.
+        case first
+        /// While the handler runs, answering only once it passed: requests that only read.
+        case alongside
+        /// By the handler, inside its own read: a sync pull, the most frequent request.
+        case byHandler
+    }
+
+    /// GET and HEAD only read; so does a pull (a POST for its body), which checks for itself. User
+    /// lookups are left out: they count against a per-account limit, which only a live session may spend.
+    static func sessionCheck(for request: Request) -> SessionCheck {
         let path = request.uri.path
-        if path == "/api/users/lookup" { return false }
-        return request.method == .get || request.method == .head || (request.method == .post && path == "/api/sync/pull")
+        if request.method == .post && path == "/api/sync/pull" { return .byHandler }
+        if path == "/api/users/lookup" { return .first }
+        return request.method == .get || request.method == .head ? .alongside : .first
     }
 
     static var sessionEnded: APIError { unauthorized("this session has ended; log in again") }

@@ -43,9 +43,7 @@ extension Coffer.Bench {
                 kdfTimes.append((name, (ContinuousClock.now - start).milliseconds))
             }
 
-            var clientConfiguration = HTTPClient.Configuration()
-            clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .benchmark)
 
             let rows: [(String, Int, LatencyStats)] = try await BenchServer.with(database: database, poolSize: 32) { base in
                 // One account; its keys come from a random master key (KDF cost is reported above).

@@ -64,9 +64,7 @@ extension Coffer.Bench {
             let app = try await buildApplication(configuration: configuration, logger: logger, onServerRunning: { port in
                 portContinuation.yield(port)
             })
-            var clientConfiguration = HTTPClient.Configuration()
-            clientConfiguration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .benchmark)
 
             let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
             let rows: [Row] = try await withThrowingTaskGroup(of: Void.self) { group in

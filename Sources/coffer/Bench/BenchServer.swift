@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import CofferServer
 import Foundation
 import Logging
@@ -40,5 +41,16 @@ enum BenchServer {
                 throw error
             }
         }
+    }
+}
+
+extension HTTPClient.Configuration {
+    /// Benchmark clients: like the SDK's (`APIClient.defaultHTTPClient`, no tracing spans), with
+    /// room for one connection per concurrent client.
+    static var benchmark: HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration()
+        configuration.tracing.tracer = nil
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 128
+        return configuration
     }
 }

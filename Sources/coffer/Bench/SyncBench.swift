@@ -40,7 +40,7 @@ extension Coffer.Bench {
             guard !counts.isEmpty, (1...1000).contains(batch), (1...5000).contains(pageSize), (1...100_000).contains(rounds) else {
                 throw CLIError("--items needs positive counts, --batch 1–1000, --page-size 1–5000, --rounds 1–100000")
             }
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .benchmark)
             let rows: [Row] = try await BenchServer.with(database: database) { base in
                 var rows: [Row] = []
                 for count in counts {
@@ -200,6 +200,6 @@ struct BenchAPI: Sendable {
         guard (200..<300).contains(Int(response.status.code)) else {
             throw CLIError("POST \(path) answered \(response.status.code): \(String(buffer: bytes).prefix(200))")
         }
-        return try JSONDecoder().decode(Answer.self, from: Data(buffer: bytes))
+        return try APIClient.decodeAnswer(Answer.self, from: bytes)
     }
 }

@@ -49,7 +49,7 @@ extension Coffer.Bench {
             }
             var logger = Logger(label: "coffer-bench")
             logger.logLevel = .error
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .benchmark)
             let base = "http://127.0.0.1:\(port)"
             var ready = false
             for _ in 0..<300 where !ready {

@@ -64,19 +64,24 @@ enum PostgresStatements {
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
-    /// A pull's first round trip: the user's memberships (with each vault's cursor from the
-    /// request) and the changes of the first vault, in membership order, that has any. Most pulls
-    /// touch one vault, so this is the whole pull; `first` marks that vault (its changes may be
-    /// none but a metadata change). Later vaults are read one by one (`ItemsSince`),
-    /// which keeps a page at `limit` items whatever the number of vaults.
+    /// A pull's first round trip: whether the session asking is active (kind 2, in `first`), the
+    /// user's memberships (kind 0, with each vault's cursor from the request) and the changes of
+    /// the first vault, in membership order, that has any (kind 1). Most pulls touch one vault,
+    /// so this is the whole pull; `first` marks that vault (its changes may be none but a
+    /// metadata change). Later vaults are read one by one (`ItemsSince`), which keeps a page at
+    /// `limit` items whatever the number of vaults. An ended session reads no vault.
     struct PullFirst: PostgresPreparedStatement {
         static let sql = """
             WITH c AS (SELECT * FROM unnest($2::text[], $3::int8[]) AS c(vault_id, cursor)),
+            ok AS (
+                SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
+                WHERE s.id = $5 AND s.user_id = $1 AND s.device_id = $6 AND s.revoked_at IS NULL AND s.expires_at > $7 AND d.revoked_at IS NULL
+            ),
             m AS (
                 SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at,
                     m.key_sealed_by, COALESCE(c.cursor, 0) AS cursor
                 FROM vault_members m JOIN vaults v ON v.id = m.vault_id LEFT JOIN c ON c.vault_id = v.id
-                WHERE m.user_id = $1
+                WHERE m.user_id = $1 AND EXISTS (SELECT 1 FROM ok)
             ),
             f AS (SELECT id, cursor FROM m WHERE revision > cursor ORDER BY created_at, id LIMIT 1)
             SELECT 0::int8 AS kind, id, owner_id, role, encrypted_metadata, wrapped_key, revision, created_at, updated_at, key_sealed_by,
@@ -89,19 +94,24 @@ enum PostgresStatements {
             FROM f JOIN LATERAL (
                 SELECT * FROM items WHERE vault_id = f.id AND revision > f.cursor ORDER BY revision LIMIT $4
             ) i ON true
+            UNION ALL
+            SELECT 2, '', '', '', '', '', 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM ok)
             """
         typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?, Bool)
-        var userId: String
+        var session: SessionClaim
         var vaultIds: [String]
         var cursors: [Int64]
         var limit: Int
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 4)
-            bindings.append(userId)
+            var bindings = PostgresBindings(capacity: 7)
+            bindings.append(session.userId)
             bindings.append(vaultIds)
             bindings.append(cursors)
             bindings.append(limit)
+            bindings.append(session.sessionId)
+            bindings.append(session.deviceId)
+            bindings.append(session.at.milliseconds)
             return bindings
         }
 

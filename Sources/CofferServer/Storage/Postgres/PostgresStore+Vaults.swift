@@ -259,15 +259,18 @@ extension PostgresStore {
         return items
     }
 
-    /// A pull: memberships and the first changed vault's items in one round trip
-    /// (`PostgresStatements.PullFirst`), then any other changed vault on its own.
-    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
+    /// A pull: the session check, memberships and the first changed vault's items in one round
+    /// trip (`PostgresStatements.PullFirst`), then any other changed vault on its own.
+    public func changes(session: SessionClaim, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
         var memberships: [VaultSummary] = []
         var first: (vaultId: String, items: [Item])?
+        var active = false
         let requested = Array(cursors)
-        let statement = PostgresStatements.PullFirst(userId: userId, vaultIds: requested.map(\.key), cursors: requested.map(\.value), limit: limit + 1)
+        let statement = PostgresStatements.PullFirst(session: session, vaultIds: requested.map(\.key), cursors: requested.map(\.value), limit: limit + 1)
         for try await row in try await client.execute(statement, logger: logger) {
-            if row.0 == 0 {
+            if row.0 == 2 {
+                active = row.15
+            } else if row.0 == 0 {
                 if let vault = Self.vault((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)) { memberships.append(vault) }
                 if row.15, first == nil { first = (row.1, []) }
             } else if let id = row.10, let version = row.12, let deleted = row.13 {
@@ -279,6 +282,7 @@ extension PostgresStore {
                 first?.items.append(item)
             }
         }
+        guard active else { return nil }
         // UNION ALL keeps no order: memberships in creation order, items in revision order.
         memberships.sort { ($0.createdAt.milliseconds, $0.id) < ($1.createdAt.milliseconds, $1.id) }
         first?.items.sort { $0.revision < $1.revision }

@@ -173,17 +173,18 @@ extension SQLiteStore {
     /// A pull in one read transaction (one snapshot). Most pulls bring a few changes: they are
     /// read on the caller's thread (`pointRead`) with a cap of `inlinePullLimit` items; only when
     /// that cap is hit is the pull read again in full on a reader thread.
-    public func changes(userId: String, cursors: [String: Int64], limit: Int) async throws -> ChangesPage {
+    public func changes(session: SessionClaim, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
         let inlineLimit = min(limit, Self.inlinePullLimit)
-        let small = try await pointRead { try Self.changes(on: $0, userId: userId, cursors: cursors, limit: inlineLimit) }
-        guard limit > inlineLimit, small.changes.contains(where: \.hasMore) else { return small }
-        return try await read { try Self.changes(on: $0, userId: userId, cursors: cursors, limit: limit) }
+        let small = try await pointRead { try Self.changes(on: $0, session: session, cursors: cursors, limit: inlineLimit) }
+        guard let small, limit > inlineLimit, small.changes.contains(where: \.hasMore) else { return small }
+        return try await read { try Self.changes(on: $0, session: session, cursors: cursors, limit: limit) }
     }
 
     static let inlinePullLimit = 64
 
-    private static func changes(on connection: SQLiteDirectConnection, userId: String, cursors: [String: Int64], limit: Int) throws -> ChangesPage {
-        let memberships = try Self.memberships(on: connection, userId: userId)
+    private static func changes(on connection: SQLiteDirectConnection, session: SessionClaim, cursors: [String: Int64], limit: Int) throws -> ChangesPage? {
+        guard try isActive(session, on: connection) else { return nil }
+        let memberships = try Self.memberships(on: connection, userId: session.userId)
         var pager = ChangesPager(limit: limit)
         for vault in memberships {
             let cursor = cursors[vault.id] ?? 0
