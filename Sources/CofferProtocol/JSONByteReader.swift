@@ -1,3 +1,19 @@
+import Foundation
+
+/// A type with a hand-written JSON reader, tried before `JSONDecoder` (which stays the fallback
+/// and names the problem when the hand reader refuses the input).
+public protocol JSONByteReadable: Decodable {
+    init(jsonBytes: UnsafeRawBufferPointer) throws
+}
+
+extension JSONByteReadable {
+    /// The hand reader's value, or `JSONDecoder`'s when the hand reader refuses the input.
+    public static func decode(jsonBytes: UnsafeRawBufferPointer) throws -> Self {
+        if let value = try? Self(jsonBytes: jsonBytes) { return value }
+        return try JSONDecoder().decode(Self.self, from: Data(jsonBytes))
+    }
+}
+
 /// Reads JSON straight from bytes into known types, for the answer a device decodes most often
 /// (a sync pull), where `JSONDecoder` cost more than the request's network round trip.
 ///
@@ -5,7 +21,9 @@
 /// Anything else (fractions, exponents, invalid UTF-8, a missing field) throws, and callers fall
 /// back to `JSONDecoder`, which then reports the problem properly.
 public struct JSONByteReader {
-    public struct Malformed: Error {}
+    public struct Malformed: Error {
+        public init() {}
+    }
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
@@ -78,6 +96,13 @@ public struct JSONByteReader {
             }
         }
         throw Malformed()
+    }
+
+    /// Consumes a null and says so; leaves any other value to be read.
+    public mutating func isNull() throws -> Bool {
+        guard try peek() == UInt8(ascii: "n") else { return false }
+        try literal("null")
+        return true
     }
 
     /// A string or null.

@@ -1,3 +1,4 @@
+import CofferKit
 import CofferProtocol
 import CofferTestSupport
 import Foundation
@@ -85,6 +86,37 @@ struct PullResponseJSONTests {
         var invalidUTF8 = Array(#"{"vaults":[],"gained":[],"lost":["x"],"serverTime":"2026-11-23T10:00:00Z"}"#.utf8)
         invalidUTF8[invalidUTF8.firstIndex(of: UInt8(ascii: "x"))!] = 0xff
         #expect(throws: (any Error).self) { try invalidUTF8.withUnsafeBytes { try PullResponse(jsonBytes: $0) } }
+    }
+
+    @Test("pull requests and decrypted items read by hand equal what JSONDecoder reads, nulls and unknown fields included")
+    func requestsAndDocuments() throws {
+        var random = SeededGenerator(seed: 5)
+        let encoder = JSONEncoder()
+        for round in 0..<300 {
+            let vaults: [String: Int64]? = Bool.random(using: &random) ? nil : Dictionary(
+                (0..<Int.random(in: 0...3, using: &random)).map { _ in (Self.text(&random), Self.number(&random)) }, uniquingKeysWith: { $1 })
+            let request = PullRequest(vaults: vaults, limit: Bool.random(using: &random) ? nil : Int(truncatingIfNeeded: Self.number(&random)))
+            let data = try encoder.encode(request)
+            let read = try data.withUnsafeBytes { try PullRequest(jsonBytes: $0) }
+            #expect(read.vaults == request.vaults && read.limit == request.limit, "round \(round)")
+
+            func optional() -> String? { Bool.random(using: &random) ? Self.text(&random) : nil }
+            let document = ItemDocument(
+                title: Self.text(&random), username: optional(), password: optional(), url: optional(), notes: optional(),
+                modifiedAt: Self.time(&random), modifiedBy: optional()
+            )
+            let documentData = try encoder.encode(document)
+            #expect(try documentData.withUnsafeBytes { try ItemDocument(jsonBytes: $0) } == document, "round \(round)")
+        }
+        func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+        let explicitNulls = try bytes(#"{"vaults":null,"limit":null,"since":"ignored"}"#).withUnsafeBytes { try PullRequest(jsonBytes: $0) }
+        #expect(explicitNulls.vaults == nil && explicitNulls.limit == nil)
+        let withExtras = try bytes(#"{"title":"T","username":null,"tags":["a"],"modifiedAt":"2026-11-23T10:00:00.000Z"}"#)
+            .withUnsafeBytes { try ItemDocument(jsonBytes: $0) }
+        #expect(withExtras == ItemDocument(title: "T", modifiedAt: Timestamp(iso8601: "2026-11-23T10:00:00.000Z")!))
+        // Refused by the hand reader (no title; a fractional limit): the fallback reads them as JSONDecoder does.
+        #expect(throws: (any Error).self) { try bytes(#"{"username":"u","modifiedAt":"2026-11-23T10:00:00.000Z"}"#).withUnsafeBytes { try ItemDocument.decode(jsonBytes: $0) } }
+        #expect(throws: (any Error).self) { try bytes(#"{"limit":1.5}"#).withUnsafeBytes { try PullRequest(jsonBytes: $0) } }
     }
 
     @Test("an empty answer")

@@ -132,11 +132,13 @@ public struct APIClient: Sendable {
         }
     }
 
-    /// Decodes a JSON answer. A pull answer, the most frequent, is read by hand
-    /// (`PullResponse(jsonBytes:)`); should that fail, `JSONDecoder` reads it and names the problem.
+    /// Decodes a JSON answer. Types with a hand reader (`JSONByteReadable`: a pull answer, the most
+    /// frequent) are read by it; should that fail, `JSONDecoder` reads them and names the problem.
     public static func decodeAnswer<Response: Decodable>(_ type: Response.Type, from payload: ByteBuffer) throws -> Response {
-        if Response.self == PullResponse.self, let pull = try? payload.withUnsafeReadableBytes({ try PullResponse(jsonBytes: $0) }) as? Response {
-            return pull
+        if let readable = Response.self as? any JSONByteReadable.Type,
+            let value = try? payload.withUnsafeReadableBytes({ try readable.init(jsonBytes: $0) }) as? Response
+        {
+            return value
         }
         return try JSONDecoder().decode(Response.self, from: Data(payload.readableBytesView))
     }

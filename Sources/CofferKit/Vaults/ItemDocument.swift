@@ -45,3 +45,33 @@ public struct DecryptedItem: Sendable, Equatable {
     /// Nil for a tombstone.
     public var document: ItemDocument?
 }
+
+extension ItemDocument: JSONByteReadable {
+    /// Reads a decrypted item without `JSONDecoder`, which cost more than the decryption itself
+    /// (see `JSONByteReader`); unknown fields are skipped, as `JSONDecoder` skips them.
+    public init(jsonBytes: UnsafeRawBufferPointer) throws {
+        self = try JSONByteReader.read(jsonBytes) { reader in
+            var title: String?
+            var document = ItemDocument(title: "", modifiedAt: Timestamp(milliseconds: 0))
+            var modifiedAt: Timestamp?
+            try reader.object { reader, key in
+                switch key {
+                case "title": title = try reader.string()
+                case "username": document.username = try reader.optionalString()
+                case "password": document.password = try reader.optionalString()
+                case "url": document.url = try reader.optionalString()
+                case "notes": document.notes = try reader.optionalString()
+                case "modifiedAt":
+                    guard let time = Timestamp(iso8601: try reader.string()) else { throw JSONByteReader.Malformed() }
+                    modifiedAt = time
+                case "modifiedBy": document.modifiedBy = try reader.optionalString()
+                default: try reader.skipValue()
+                }
+            }
+            guard let title, let modifiedAt else { throw JSONByteReader.Malformed() }
+            document.title = title
+            document.modifiedAt = modifiedAt
+            return document
+        }
+    }
+}

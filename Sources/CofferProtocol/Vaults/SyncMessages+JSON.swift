@@ -89,7 +89,7 @@ extension VaultSummary {
     }
 }
 
-extension PullResponse {
+extension PullResponse: JSONByteReadable {
     /// Reads a pull answer without `JSONDecoder`; throws on anything unexpected (see `JSONByteReader`).
     public init(jsonBytes: UnsafeRawBufferPointer) throws {
         self = try JSONByteReader.read(jsonBytes) { reader in
@@ -108,6 +108,27 @@ extension PullResponse {
             }
             guard let vaults, let gained, let lost, let serverTime else { throw JSONByteReader.Malformed() }
             return PullResponse(vaults: vaults, gained: gained, lost: lost, serverTime: serverTime)
+        }
+    }
+}
+
+extension PullRequest: JSONByteReadable {
+    /// Reads a pull request without `JSONDecoder` (see `JSONByteReader`).
+    public init(jsonBytes: UnsafeRawBufferPointer) throws {
+        self = try JSONByteReader.read(jsonBytes) { reader in
+            var request = PullRequest()
+            try reader.object { reader, key in
+                switch key {
+                case "vaults":
+                    if try reader.isNull() { return }
+                    var vaults: [String: Int64] = [:]
+                    try reader.object { reader, vaultId in vaults[vaultId] = try reader.int64() }
+                    request.vaults = vaults
+                case "limit": request.limit = try reader.isNull() ? nil : try reader.int()
+                default: try reader.skipValue()
+                }
+            }
+            return request
         }
     }
 }
