@@ -27,6 +27,10 @@ public struct JSONByteReader {
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index = 0
+    /// Objects and arrays open around the current position; bounded, so that hostile input
+    /// (a request body of a million `[`) cannot exhaust the stack of the recursive skip.
+    private var depth = 0
+    static let maximumDepth = 64
 
     /// Runs `body` on a reader over `bytes`; `body` must consume exactly one value, with only
     /// whitespace after it.
@@ -45,6 +49,8 @@ public struct JSONByteReader {
     /// Calls `field` with each key of an object; `field` must read or `skipValue()` its value.
     public mutating func object(_ field: (inout JSONByteReader, String) throws -> Void) throws {
         try expect(UInt8(ascii: "{"))
+        try enter()
+        defer { depth -= 1 }
         if try peek() == UInt8(ascii: "}") {
             index += 1
             return
@@ -63,6 +69,8 @@ public struct JSONByteReader {
 
     public mutating func array<Element>(_ element: (inout JSONByteReader) throws -> Element) throws -> [Element] {
         try expect(UInt8(ascii: "["))
+        try enter()
+        defer { depth -= 1 }
         var elements: [Element] = []
         if try peek() == UInt8(ascii: "]") {
             index += 1
@@ -169,6 +177,11 @@ public struct JSONByteReader {
     }
 
     // MARK: - Internals
+
+    private mutating func enter() throws {
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw Malformed() }
+    }
 
     private mutating func skipNumber() throws {
         // Any JSON number, fractions and exponents included, though Coffer's types read integers only.

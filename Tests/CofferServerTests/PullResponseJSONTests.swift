@@ -83,6 +83,11 @@ struct PullResponseJSONTests {
         ] {
             #expect(throws: (any Error).self, "\(bad)") { try read(bad) }
         }
+        // Nesting is bounded: a body of a million brackets is refused, not a stack overflow.
+        let deep = #"{"vaults":[],"gained":[],"lost":[],"serverTime":"2026-11-23T10:00:00Z","x":"# + String(repeating: "[", count: 1_000_000)
+        #expect(throws: (any Error).self) { try read(deep) }
+        let nested = #"{"vaults":[],"gained":[],"lost":[],"serverTime":"2026-11-23T10:00:00Z","x":"# + String(repeating: "[", count: 60) + String(repeating: "]", count: 60) + "}"
+        #expect(try read(nested).lost == [])
         var invalidUTF8 = Array(#"{"vaults":[],"gained":[],"lost":["x"],"serverTime":"2026-11-23T10:00:00Z"}"#.utf8)
         invalidUTF8[invalidUTF8.firstIndex(of: UInt8(ascii: "x"))!] = 0xff
         #expect(throws: (any Error).self) { try invalidUTF8.withUnsafeBytes { try PullResponse(jsonBytes: $0) } }

@@ -163,6 +163,17 @@ struct SyncAPITests {
             #expect(status.vaults[0].lastChange != nil)
             #expect(try await client.authorized(.post, "/api/sync/pull", token: alice.token, json: PullRequest(limit: 0)).status == .badRequest)
             #expect(try await client.authorized(.post, "/api/sync/pull", token: alice.token, json: PullRequest(vaults: ["x": 0])).status == .badRequest)
+            // Bodies the hand reader refuses go to JSONDecoder, which names the problem: never a 5xx or a crash.
+            for (body, code): (String, String?) in [
+                (#"{"limit": 1.5}"#, nil), (#"{"limit": "ten"}"#, "invalid_field"), (#"{"vaults": [1]}"#, "invalid_field"),
+                (#"{"vaults": {"a": 1"#, "invalid_json"), ("{\"x\":" + String(repeating: "[", count: 200_000), "invalid_json"),
+            ] {
+                let response = try await client.execute(
+                    uri: "/api/sync/pull", method: .post, headers: [.authorization: "Bearer \(alice.token)", .contentType: "application/json"],
+                    body: ByteBuffer(string: body)
+                )
+                #expect(response.status == .badRequest && (code == nil || response.error?.code == code), "\(body.prefix(40)): \(response.status)")
+            }
         }
     }
 
