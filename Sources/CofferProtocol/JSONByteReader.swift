@@ -55,14 +55,24 @@ public struct JSONByteReader {
             index += 1
             return
         }
-        while true {
-            let key = try string()
-            try expect(UInt8(ascii: ":"))
-            try field(&self, key)
-            switch try next() {
-            case UInt8(ascii: ","): continue
-            case UInt8(ascii: "}"): return
-            default: throw Malformed()
+        // A repeated key is refused (JSONDecoder then decides what it means): the first 16 keys'
+        // hashes are kept on the stack, any further ones in a set, so a body of many keys stays linear.
+        try withUnsafeTemporaryAllocation(of: Int.self, capacity: 16) { recent in
+            var count = 0
+            var more: Set<Int> = []
+            while true {
+                let key = try string()
+                let hash = key.hashValue
+                guard !recent[0..<min(count, 16)].contains(hash), !more.contains(hash) else { throw Malformed() }
+                if count < 16 { recent[count] = hash } else { more.insert(hash) }
+                count += 1
+                try expect(UInt8(ascii: ":"))
+                try field(&self, key)
+                switch try next() {
+                case UInt8(ascii: ","): continue
+                case UInt8(ascii: "}"): return
+                default: throw Malformed()
+                }
             }
         }
     }
@@ -183,11 +193,32 @@ public struct JSONByteReader {
         guard depth <= Self.maximumDepth else { throw Malformed() }
     }
 
+    /// Skips one number of JSON's grammar, `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`
+    /// (Coffer's types read integers only, but unknown fields may hold any number).
     private mutating func skipNumber() throws {
-        // Any JSON number, fractions and exponents included, though Coffer's types read integers only.
-        let start = index
-        while index < bytes.count, "+-.0123456789eE".utf8.contains(bytes[index]) { index += 1 }
-        guard index > start else { throw Malformed() }
+        func digits() -> Int {
+            let start = index
+            while index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10 { index += 1 }
+            return index - start
+        }
+        func take(_ byte: UInt8) -> Bool {
+            guard index < bytes.count, bytes[index] == byte else { return false }
+            index += 1
+            return true
+        }
+        _ = take(UInt8(ascii: "-"))
+        if take(UInt8(ascii: "0")) {
+            // no further integer digits after a leading zero
+        } else {
+            guard digits() > 0 else { throw Malformed() }
+        }
+        if take(UInt8(ascii: ".")) {
+            guard digits() > 0 else { throw Malformed() }
+        }
+        if take(UInt8(ascii: "e")) || take(UInt8(ascii: "E")) {
+            if !take(UInt8(ascii: "+")) { _ = take(UInt8(ascii: "-")) }
+            guard digits() > 0 else { throw Malformed() }
+        }
     }
 
     private mutating func escapedString(from start: Int) throws -> String {

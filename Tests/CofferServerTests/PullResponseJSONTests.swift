@@ -124,6 +124,37 @@ struct PullResponseJSONTests {
         #expect(throws: (any Error).self) { try bytes(#"{"limit":1.5}"#).withUnsafeBytes { try PullRequest(jsonBytes: $0) } }
     }
 
+    @Test("10 000 seeded mutations of valid bodies: the hand reader never crashes, and what it accepts JSONDecoder reads the same")
+    func mutatedInputs() throws {
+        var random = SeededGenerator(seed: 13)
+        var disagreements: [String] = []
+        for round in 0..<10_000 {
+            let valid = round % 2 == 0
+                ? Array(try JSONEncoder().encode(Self.response(&random)))
+                : Array(try JSONEncoder().encode(PullRequest(vaults: [Self.text(&random): Self.number(&random)], limit: Int.random(in: 1...5000, using: &random))))
+            var bytes = valid
+            for _ in 0..<Int.random(in: 1...3, using: &random) where !bytes.isEmpty {
+                let at = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: bytes[at] = UInt8.random(in: 0...255, using: &random)
+                case 1: bytes.remove(at: at)
+                case 2: bytes.insert(Array(#"{}[]",:0-9.eE\u"#.utf8).randomElement(using: &random)!, at: at)
+                default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + 8)], at: at)
+                }
+            }
+            let data = Data(bytes)
+            if round % 2 == 0 {
+                if let hand = try? bytes.withUnsafeBytes({ try PullResponse(jsonBytes: $0) }), (try? JSONDecoder().decode(PullResponse.self, from: data)) != hand {
+                    disagreements.append(String(decoding: bytes, as: UTF8.self))
+                }
+            } else if let hand = try? bytes.withUnsafeBytes({ try PullRequest(jsonBytes: $0) }) {
+                let decoded = try? JSONDecoder().decode(PullRequest.self, from: data)
+                if decoded?.vaults != hand.vaults || decoded?.limit != hand.limit { disagreements.append(String(decoding: bytes, as: UTF8.self)) }
+            }
+        }
+        #expect(disagreements.isEmpty, "\(disagreements.prefix(3))")
+    }
+
     @Test("an empty answer")
     func empty() {
         let response = PullResponse(vaults: [], gained: [], lost: [], serverTime: Timestamp(milliseconds: 0))
