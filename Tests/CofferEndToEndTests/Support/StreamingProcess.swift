@@ -19,17 +19,23 @@ final class StreamingProcess: Sendable {
         process.standardInput = input
         process.standardError = FileHandle.nullDevice
         let (lines, continuation) = AsyncStream.makeStream(of: String.self)
-        let buffer = LineBuffer()
-        output.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                continuation.finish()
-                return
-            }
-            for line in buffer.append(data) { continuation.yield(line) }
-        }
         try process.run()
+        // A thread of its own does blocking reads until end of file. Not `readabilityHandler`: its
+        // dispatch source on the pipe once crashed libdispatch's event loop (signal 11 in
+        // `_dispatch_event_loop_drain`) when the child was killed and descriptors were closed.
+        let reading = output.fileHandleForReading
+        Thread.detachNewThread {
+            let buffer = LineBuffer()
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = chunk.withUnsafeMutableBytes { read(reading.fileDescriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                for line in buffer.append(Data(chunk[0..<count])) { continuation.yield(line) }
+            }
+            continuation.finish()
+            try? reading.close()
+        }
         if let stdin { input.fileHandleForWriting.write(stdin) }
         try? input.fileHandleForWriting.close()
         self.process = process
@@ -54,9 +60,8 @@ final class StreamingProcess: Sendable {
     }
 }
 
-/// Splits bytes into lines across reads.
-private final class LineBuffer: @unchecked Sendable {
-    // @unchecked: only the pipe's readability handler touches it, and FileHandle calls that handler serially.
+/// Splits bytes into lines across reads; owned by the one thread that reads the pipe.
+private final class LineBuffer {
     private var pending = Data()
 
     func append(_ data: Data) -> [String] {
