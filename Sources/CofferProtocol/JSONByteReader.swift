@@ -6,11 +6,12 @@ public protocol JSONByteReadable: Decodable {
     init(jsonBytes: UnsafeRawBufferPointer) throws
 }
 
-extension JSONByteReadable {
-    /// The hand reader's value, or `JSONDecoder`'s when the hand reader refuses the input.
-    public static func decode(jsonBytes: UnsafeRawBufferPointer) throws -> Self {
-        if let value = try? Self(jsonBytes: jsonBytes) { return value }
-        return try JSONDecoder().decode(Self.self, from: Data(jsonBytes))
+extension JSONByteReader {
+    /// `T` read by its hand reader, if it has one (`JSONByteReadable`) and that reader accepts the
+    /// bytes; nil otherwise, and the caller decodes with `JSONDecoder`, which names any problem.
+    public static func handRead<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer) -> T? {
+        guard let readable = T.self as? any JSONByteReadable.Type else { return nil }
+        return (try? readable.init(jsonBytes: bytes)) as? T
     }
 }
 

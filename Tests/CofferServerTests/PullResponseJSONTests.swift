@@ -119,8 +119,9 @@ struct PullResponseJSONTests {
         let withExtras = try bytes(#"{"title":"T","username":null,"tags":["a"],"modifiedAt":"2026-11-23T10:00:00.000Z"}"#)
             .withUnsafeBytes { try ItemDocument(jsonBytes: $0) }
         #expect(withExtras == ItemDocument(title: "T", modifiedAt: Timestamp(iso8601: "2026-11-23T10:00:00.000Z")!))
-        // Refused by the hand reader (no title; a fractional limit): the fallback reads them as JSONDecoder does.
-        #expect(throws: (any Error).self) { try bytes(#"{"username":"u","modifiedAt":"2026-11-23T10:00:00.000Z"}"#).withUnsafeBytes { try ItemDocument.decode(jsonBytes: $0) } }
+        // Refused by the hand reader (no title; a fractional limit): callers then ask JSONDecoder, which names the problem.
+        #expect(try bytes(#"{"username":"u","modifiedAt":"2026-11-23T10:00:00.000Z"}"#).withUnsafeBytes { JSONByteReader.handRead(ItemDocument.self, from: $0) } == nil)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ItemDocument.self, from: Data(#"{"username":"u","modifiedAt":"2026-11-23T10:00:00.000Z"}"#.utf8)) }
         #expect(throws: (any Error).self) { try bytes(#"{"limit":1.5}"#).withUnsafeBytes { try PullRequest(jsonBytes: $0) } }
     }
 

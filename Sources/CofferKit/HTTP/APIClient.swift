@@ -135,11 +135,7 @@ public struct APIClient: Sendable {
     /// Decodes a JSON answer. Types with a hand reader (`JSONByteReadable`: a pull answer, the most
     /// frequent) are read by it; should that fail, `JSONDecoder` reads them and names the problem.
     public static func decodeAnswer<Response: Decodable>(_ type: Response.Type, from payload: ByteBuffer) throws -> Response {
-        if let readable = Response.self as? any JSONByteReadable.Type,
-            let value = try? payload.withUnsafeReadableBytes({ try readable.init(jsonBytes: $0) }) as? Response
-        {
-            return value
-        }
+        if let value = payload.withUnsafeReadableBytes({ JSONByteReader.handRead(Response.self, from: $0) }) { return value }
         return try JSONDecoder().decode(Response.self, from: Data(payload.readableBytesView))
     }
 

@@ -61,9 +61,7 @@ extension ItemDocument: JSONByteReadable {
                 case "password": document.password = try reader.optionalString()
                 case "url": document.url = try reader.optionalString()
                 case "notes": document.notes = try reader.optionalString()
-                case "modifiedAt":
-                    guard let time = Timestamp(iso8601: try reader.string()) else { throw JSONByteReader.Malformed() }
-                    modifiedAt = time
+                case "modifiedAt": modifiedAt = try Timestamp(reading: &reader)
                 case "modifiedBy": document.modifiedBy = try reader.optionalString()
                 default: try reader.skipValue()
                 }

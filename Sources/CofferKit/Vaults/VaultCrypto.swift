@@ -44,7 +44,8 @@ public enum VaultCrypto {
     public static func openItem(_ envelope: String, itemId: String, vaultId: String, key: VaultKey) throws -> ItemDocument {
         let data = try open(envelope, key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId), what: "item \(itemId) of vault \(vaultId)")
         do {
-            return try data.withUnsafeBytes { try ItemDocument.decode(jsonBytes: $0) }
+            if let document = data.withUnsafeBytes({ JSONByteReader.handRead(ItemDocument.self, from: $0) }) { return document }
+            return try JSONDecoder().decode(ItemDocument.self, from: data)
         } catch {
             throw CofferError.tampered("item \(itemId) decrypted to something that is not an item")
         }

@@ -224,7 +224,8 @@ extension VaultSummary {
 }
 
 extension Timestamp {
-    init(reading reader: inout JSONByteReader) throws {
+    /// Reads the wire form (a string, see `iso8601`).
+    public init(reading reader: inout JSONByteReader) throws {
         guard let value = Timestamp(iso8601: try reader.string()) else { throw JSONByteReader.Malformed() }
         self = value
     }

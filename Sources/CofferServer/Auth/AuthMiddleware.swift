@@ -7,6 +7,11 @@ public struct AuthIdentity: Sendable, Equatable {
     public var userId: String
     public var deviceId: String
     public var sessionId: String
+
+    /// Whether `session`, an active session read from the store, is the one this identity claims.
+    func isHeld(by session: SessionRecord?) -> Bool {
+        session?.userId == userId && session?.deviceId == deviceId
+    }
 }
 
 /// Turns an access token into the identity behind it, if its session is still active: a revoked
@@ -38,8 +43,7 @@ struct SessionAuthenticator: Sendable {
 
     /// Whether the claimed session, and its device, are still active.
     func isActive(_ identity: AuthIdentity) async throws -> Bool {
-        guard let session = try await store.activeSession(id: identity.sessionId, at: clock()) else { return false }
-        return session.userId == identity.userId && session.deviceId == identity.deviceId
+        identity.isHeld(by: try await store.activeSession(id: identity.sessionId, at: clock()))
     }
 }
 

@@ -44,11 +44,7 @@ enum JSONBody {
             throw APIError(.badRequest, code: ErrorCode.invalidJSON, message: "request body is empty; a JSON object is required")
         }
         // A hand reader (a pull request's) goes first; JSONDecoder names the problem when it refuses.
-        if let readable = T.self as? any JSONByteReadable.Type,
-            let value = try? buffer.withUnsafeReadableBytes({ try readable.init(jsonBytes: $0) }) as? T
-        {
-            return value
-        }
+        if let value = buffer.withUnsafeReadableBytes({ JSONByteReader.handRead(T.self, from: $0) }) { return value }
         do {
             return try JSONDecoder().decode(type, from: Data(buffer: buffer, byteTransferStrategy: .noCopy))
         } catch let error as DecodingError {

@@ -23,9 +23,10 @@ public protocol VaultStore: Sendable {
     /// Items (tombstones included) changed after `since`, in revision order.
     func items(vaultId: String, since: Int64, limit: Int) async throws -> [Item]
     /// One pull: the user's memberships and, vault by vault in membership order, the items
-    /// changed after each vault's cursor (0 when absent), at most `limit` items in all. Read
-    /// under `session`, checked in the same read: nil, with nothing read, when it has ended.
-    func changes(session: SessionClaim, cursors: [String: Int64], limit: Int) async throws -> ChangesPage?
+    /// changed after each vault's cursor (0 when absent), at most `limit` items in all. Read for
+    /// `identity`, whose session is checked at `at` in the same read: nil, with nothing read,
+    /// when that session has ended.
+    func changes(for identity: AuthIdentity, at: Timestamp, cursors: [String: Int64], limit: Int) async throws -> ChangesPage?
     /// The highest revision among the vault's items last changed at or before `time`: a cursor
     /// from which a pull returns at least every change made after `time`.
     func revision(vaultId: String, notAfter time: Timestamp) async throws -> Int64
@@ -84,22 +85,6 @@ public struct VaultStatus: Sendable, Equatable, Codable {
 }
 
 /// What a pull reads: memberships and one page of changes per vault.
-/// What an access token claims: a session of a user's device, still to be checked against the
-/// database (see `AccountStore.activeSession`) at `at`.
-public struct SessionClaim: Sendable, Equatable {
-    public var sessionId: String
-    public var userId: String
-    public var deviceId: String
-    public var at: Timestamp
-
-    public init(sessionId: String, userId: String, deviceId: String, at: Timestamp) {
-        self.sessionId = sessionId
-        self.userId = userId
-        self.deviceId = deviceId
-        self.at = at
-    }
-}
-
 public struct ChangesPage: Sendable {
     public var memberships: [VaultSummary]
     public var changes: [VaultChanges]

@@ -43,8 +43,7 @@ struct SyncController {
         // Membership is read once, then each vault pages on its own: the answer is bounded by
         // `limit` items whatever the size of the account.
         // The session is checked by this read, in the same round trip (`AuthMiddleware.SessionCheck.byHandler`).
-        let claim = SessionClaim(sessionId: identity.sessionId, userId: identity.userId, deviceId: identity.deviceId, at: clock())
-        guard let page = try await store.changes(session: claim, cursors: known, limit: budget) else { throw AuthMiddleware.sessionEnded }
+        guard let page = try await store.changes(for: identity, at: clock(), cursors: known, limit: budget) else { throw AuthMiddleware.sessionEnded }
         let memberships = page.memberships
         let readable = Set(memberships.map(\.id))
         let changes = page.changes

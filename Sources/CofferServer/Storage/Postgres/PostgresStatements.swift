@@ -1,3 +1,4 @@
+import CofferProtocol
 import PostgresNIO
 
 /// The statements on every sync request's path, prepared once per connection: PostgreSQL then
@@ -98,20 +99,21 @@ enum PostgresStatements {
             SELECT 2, '', '', '', '', '', 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM ok)
             """
         typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?, Bool)
-        var session: SessionClaim
+        var identity: AuthIdentity
+        var at: Timestamp
         var vaultIds: [String]
         var cursors: [Int64]
         var limit: Int
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 7)
-            bindings.append(session.userId)
+            bindings.append(identity.userId)
             bindings.append(vaultIds)
             bindings.append(cursors)
             bindings.append(limit)
-            bindings.append(session.sessionId)
-            bindings.append(session.deviceId)
-            bindings.append(session.at.milliseconds)
+            bindings.append(identity.sessionId)
+            bindings.append(identity.deviceId)
+            bindings.append(at.milliseconds)
             return bindings
         }
 

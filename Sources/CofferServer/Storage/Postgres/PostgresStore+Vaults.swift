@@ -261,12 +261,12 @@ extension PostgresStore {
 
     /// A pull: the session check, memberships and the first changed vault's items in one round
     /// trip (`PostgresStatements.PullFirst`), then any other changed vault on its own.
-    public func changes(session: SessionClaim, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
+    public func changes(for identity: AuthIdentity, at: Timestamp, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
         var memberships: [VaultSummary] = []
         var first: (vaultId: String, items: [Item])?
         var active = false
         let requested = Array(cursors)
-        let statement = PostgresStatements.PullFirst(session: session, vaultIds: requested.map(\.key), cursors: requested.map(\.value), limit: limit + 1)
+        let statement = PostgresStatements.PullFirst(identity: identity, at: at, vaultIds: requested.map(\.key), cursors: requested.map(\.value), limit: limit + 1)
         for try await row in try await client.execute(statement, logger: logger) {
             if row.0 == 2 {
                 active = row.15

@@ -137,28 +137,20 @@ extension SQLiteStore {
         )
     }
 
-    /// Whether the claimed session is active, inside a read that goes on to use it.
-    static func isActive(_ claim: SessionClaim, on connection: SQLiteDirectConnection) throws -> Bool {
-        try !connection.query(
-            """
-            SELECT 1 FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
-            WHERE s.id = ? AND s.user_id = ? AND s.device_id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND d.revoked_at IS NULL
-            """,
-            [.text(claim.sessionId), .text(claim.userId), .text(claim.deviceId), .timestamp(claim.at)]
-        ).isEmpty
-    }
-
     public func activeSession(id: String, at: Timestamp) async throws -> SessionRecord? {
         // Every authenticated request asks this; see `pointRead`.
-        try await pointRead { connection in
-            try connection.query(
-                """
-                SELECT s.* FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
-                WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND d.revoked_at IS NULL
-                """,
-                [.text(id), .timestamp(at)]
-            ).first.map(Self.session)
-        }
+        try await pointRead { try Self.activeSession(id: id, at: at, on: $0) }
+    }
+
+    /// The session if active, inside a read that may go on to use it (a pull checks its own session).
+    static func activeSession(id: String, at: Timestamp, on connection: SQLiteDirectConnection) throws -> SessionRecord? {
+        try connection.query(
+            """
+            SELECT s.* FROM sessions s JOIN devices d ON d.user_id = s.user_id AND d.id = s.device_id
+            WHERE s.id = ? AND s.revoked_at IS NULL AND s.expires_at > ? AND d.revoked_at IS NULL
+            """,
+            [.text(id), .timestamp(at)]
+        ).first.map(Self.session)
     }
 
     public func revokeSession(id: String, at: Timestamp) async throws {

@@ -173,18 +173,20 @@ extension SQLiteStore {
     /// A pull in one read transaction (one snapshot). Most pulls bring a few changes: they are
     /// read on the caller's thread (`pointRead`) with a cap of `inlinePullLimit` items; only when
     /// that cap is hit is the pull read again in full on a reader thread.
-    public func changes(session: SessionClaim, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
+    public func changes(for identity: AuthIdentity, at: Timestamp, cursors: [String: Int64], limit: Int) async throws -> ChangesPage? {
         let inlineLimit = min(limit, Self.inlinePullLimit)
-        let small = try await pointRead { try Self.changes(on: $0, session: session, cursors: cursors, limit: inlineLimit) }
+        let small = try await pointRead { try Self.changes(on: $0, identity: identity, at: at, cursors: cursors, limit: inlineLimit) }
         guard let small, limit > inlineLimit, small.changes.contains(where: \.hasMore) else { return small }
-        return try await read { try Self.changes(on: $0, session: session, cursors: cursors, limit: limit) }
+        return try await read { try Self.changes(on: $0, identity: identity, at: at, cursors: cursors, limit: limit) }
     }
 
     static let inlinePullLimit = 64
 
-    private static func changes(on connection: SQLiteDirectConnection, session: SessionClaim, cursors: [String: Int64], limit: Int) throws -> ChangesPage? {
-        guard try isActive(session, on: connection) else { return nil }
-        let memberships = try Self.memberships(on: connection, userId: session.userId)
+    private static func changes(
+        on connection: SQLiteDirectConnection, identity: AuthIdentity, at: Timestamp, cursors: [String: Int64], limit: Int
+    ) throws -> ChangesPage? {
+        guard identity.isHeld(by: try activeSession(id: identity.sessionId, at: at, on: connection)) else { return nil }
+        let memberships = try Self.memberships(on: connection, userId: identity.userId)
         var pager = ChangesPager(limit: limit)
         for vault in memberships {
             let cursor = cursors[vault.id] ?? 0
