@@ -19,7 +19,7 @@ extension Coffer {
         @Option(help: "TCP port; 0 picks a free one. (env: COFFER_PORT, default: 8080)")
         var port: Int?
 
-        @Option(help: "SQLite file path or postgres://user:pass@host:5432/db URL. (env: COFFER_DATABASE, default: ./coffer-data/coffer.sqlite)")
+        @Option(help: "SQLite file path or postgres://user:pass@host:5432/db URL (a Unix socket: postgres://user@/db?host=/var/run/postgresql). (env: COFFER_DATABASE, default: ./coffer-data/coffer.sqlite)")
         var database: String?
 
         @Option(help: "Most PostgreSQL connections per instance. (env: COFFER_DATABASE_POOL_SIZE, default: 16)")

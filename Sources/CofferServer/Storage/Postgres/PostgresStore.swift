@@ -26,59 +26,56 @@ public final class PostgresStore: Store {
         try await client.query("SELECT pg_notify(\(channel), \(payload))", logger: logger)
     }
 
-    /// Parses `postgres://user:pass@host:port/db?sslmode=disable|prefer|require`.
+    /// Parses `postgres://user:pass@host:port/db?sslmode=disable|prefer|require`. As with libpq, a
+    /// host that is a directory (`?host=/var/run/postgresql`, or percent-encoded in place of the
+    /// host) means the Unix socket `.s.PGSQL.<port>` in it: a server on the same machine is then
+    /// reached without TCP, which is cheaper per query (TLS is not used on a socket).
     public static func configuration(url: String) throws(ConfigurationError) -> PostgresClient.Configuration {
-        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            throw ConfigurationError("database URL is not a valid postgres://user:pass@host:port/db URL")
+        let target = try PostgresTarget(url: url)
+        var configuration: PostgresClient.Configuration
+        switch target.endpoint {
+        case .socket(let path):
+            configuration = PostgresClient.Configuration(
+                unixSocketPath: path, username: target.username, password: target.password, database: target.database
+            )
+        case .tcp(let host, let port):
+            let tls: PostgresClient.Configuration.TLS
+            switch target.tls {
+            case .disable: tls = .disable
+            case .prefer: tls = .prefer(.makeClientConfiguration())
+            case .require: tls = .require(.makeClientConfiguration())
+            }
+            configuration = PostgresClient.Configuration(
+                host: host, port: port, username: target.username, password: target.password, database: target.database, tls: tls
+            )
         }
-        let username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
-        let password = components.password.flatMap { $0.removingPercentEncoding }
-        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        let tls: PostgresClient.Configuration.TLS
-        switch try tlsMode(components) {
-        case .disable: tls = .disable
-        case .prefer: tls = .prefer(.makeClientConfiguration())
-        case .require: tls = .require(.makeClientConfiguration())
-        }
-        var configuration = PostgresClient.Configuration(
-            host: host, port: components.port ?? 5432, username: username, password: password,
-            database: path.isEmpty ? nil : path, tls: tls
-        )
         configuration.options.minimumConnections = 1
         return configuration
     }
 
-    private enum TLSMode { case disable, prefer, require }
-
-    /// The URL's `sslmode` (default prefer).
-    private static func tlsMode(_ components: URLComponents?) throws(ConfigurationError) -> TLSMode {
-        switch components?.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
-        case "disable": .disable
-        case "prefer", "allow": .prefer
-        case "require", "verify-ca", "verify-full": .require
-        default: throw ConfigurationError("database URL sslmode must be disable, prefer or require")
-        }
-    }
-
     /// The same database as `configuration(url:)`, for a single connection.
     static func connectionConfiguration(url: String) throws(ConfigurationError) -> PostgresConnection.Configuration {
-        let pool = try configuration(url: url)
-        let tls: PostgresConnection.Configuration.TLS
-        do {
-            switch try tlsMode(URLComponents(string: url)) {
-            case .disable: tls = .disable
-            case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-            case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        let target = try PostgresTarget(url: url)
+        switch target.endpoint {
+        case .socket(let path):
+            return PostgresConnection.Configuration(
+                unixSocketPath: path, username: target.username, password: target.password, database: target.database
+            )
+        case .tcp(let host, let port):
+            let tls: PostgresConnection.Configuration.TLS
+            do {
+                switch target.tls {
+                case .disable: tls = .disable
+                case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                }
+            } catch {
+                throw ConfigurationError("cannot set up TLS for the database: \(error)")
             }
-        } catch let error as ConfigurationError {
-            throw error
-        } catch {
-            throw ConfigurationError("cannot set up TLS for the database: \(error)")
+            return PostgresConnection.Configuration(
+                host: host, port: port, username: target.username, password: target.password, database: target.database, tls: tls
+            )
         }
-        return PostgresConnection.Configuration(
-            host: pool.host ?? "localhost", port: pool.port ?? 5432, username: pool.username, password: pool.password, database: pool.database,
-            tls: tls
-        )
     }
 
     /// Keeps the pool alive until cancelled.
