@@ -23,6 +23,9 @@ struct PostgresURLTests {
         #expect(defaults.username == "postgres")
         #expect(defaults.password == nil)
         #expect(defaults.database == nil)
+        let ipv6 = try PostgresStore.configuration(url: "postgres://coffer@[::1]:5433/vaults")
+        #expect(ipv6.host == "::1")
+        #expect(ipv6.port == 5433)
     }
 
     @Test("a socket directory, given as ?host= or percent-encoded as the host, means its .s.PGSQL.<port> file")

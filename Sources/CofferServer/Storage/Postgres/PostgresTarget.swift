@@ -52,7 +52,9 @@ struct PostgresTarget: Equatable {
         guard let host else {
             throw ConfigurationError("database URL names no host: give one (postgres://user@host/db) or a socket directory (?host=/var/run/postgresql)")
         }
-        if host.hasPrefix("/") {
+        if host.hasPrefix("["), host.hasSuffix("]") {
+            endpoint = .tcp(host: String(host.dropFirst().dropLast()), port: port)  // an IPv6 literal, [::1]
+        } else if host.hasPrefix("/") {
             let directory = host.hasSuffix("/") ? String(host.dropLast()) : host
             endpoint = .socket(path: "\(directory)/.s.PGSQL.\(port)")
         } else {
