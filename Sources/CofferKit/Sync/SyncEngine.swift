@@ -69,8 +69,9 @@ public actor SyncEngine {
         let path = directory.appendingPathComponent("cache-\(session.userId).sqlite").path
         // Ciphertext only, but still nobody else's business. Created 0600 before SQLite opens it,
         // so that its journal files (which SQLite gives the same mode) are 0600 from the start.
-        if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        if !FileManager.default.fileExists(atPath: path),
+           !FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) {
+            throw CofferError.localStorage("cannot create the local cache \(path)")
         }
         return try SyncEngine(client: client, deviceId: session.deviceId, cachePath: path, transport: transport, configuration: configuration)
     }

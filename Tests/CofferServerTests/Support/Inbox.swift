@@ -51,7 +51,7 @@ actor Inbox {
                 waiter = continuation
                 Task { [self] in
                     try? await Task.sleep(for: remaining)
-                    await self.wake()
+                    self.wake()  // the task runs on this actor
                 }
             }
         }

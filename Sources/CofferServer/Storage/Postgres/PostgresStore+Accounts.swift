@@ -59,7 +59,7 @@ extension PostgresStore {
 
     private func account(where column: String, equals value: String) async throws -> AccountRecord? {
         var query = PostgresQuery(unsafeSQL: "SELECT \(Self.accountColumns) FROM users WHERE \(column) = $1")
-        try query.binds.append(value, context: .default)
+        query.binds.append(value, context: .default)
         for try await row in try await client.query(query, logger: logger).decode(AccountRow.self) {
             return AccountRecord(
                 id: row.0, email: row.1, kdf: row.2, salt: row.3, loginPublicKey: row.4, encryptedAccountKey: row.5,

@@ -28,7 +28,6 @@ public final class SQLiteStore: Store {
         writerThread.start()
         let readerThreads = NIOThreadPool(numberOfThreads: max(1, readerCount))
         readerThreads.start()
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
         let writer = try await writerThread.runIfActive { () throws -> SQLiteWriterHandle in
             let connection = try SQLiteDirectConnection(path: path)
             for pragma in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"] {
@@ -68,6 +67,7 @@ public final class SQLiteStore: Store {
     // MARK: Plumbing
 
     /// Runs `body` in a write transaction (group-committed), returning once it is durable.
+    @discardableResult
     func write<T: Sendable>(_ body: @escaping SQLiteWriteQueue.Body<T>) async throws -> T {
         try await writer.write(body)
     }
