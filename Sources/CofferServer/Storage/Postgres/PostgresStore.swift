@@ -14,10 +14,11 @@ public final class PostgresStore: Store {
     let logger: Logger
 
     public init(url: String, maximumConnections: Int = 16, logger: Logger) throws(ConfigurationError) {
-        var configuration = try Self.configuration(url: url)
+        let target = try PostgresTarget(url: url)
+        var configuration = target.clientConfiguration
         configuration.options.maximumConnections = max(1, maximumConnections)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        self.connectionConfiguration = try Self.connectionConfiguration(url: url)
+        self.connectionConfiguration = try target.connectionConfiguration()
         self.logger = logger
     }
 
@@ -26,56 +27,10 @@ public final class PostgresStore: Store {
         try await client.query("SELECT pg_notify(\(channel), \(payload))", logger: logger)
     }
 
-    /// Parses `postgres://user:pass@host:port/db?sslmode=disable|prefer|require`. As with libpq, a
-    /// host that is a directory (`?host=/var/run/postgresql`, or percent-encoded in place of the
-    /// host) means the Unix socket `.s.PGSQL.<port>` in it, the usual way to reach a server on the
-    /// same machine (no TLS on a socket; in the benchmarks no faster than loopback TCP).
+    /// The pool configuration for a `postgres://` URL (see `PostgresTarget` for what it accepts,
+    /// Unix sockets included).
     public static func configuration(url: String) throws(ConfigurationError) -> PostgresClient.Configuration {
-        let target = try PostgresTarget(url: url)
-        var configuration: PostgresClient.Configuration
-        switch target.endpoint {
-        case .socket(let path):
-            configuration = PostgresClient.Configuration(
-                unixSocketPath: path, username: target.username, password: target.password, database: target.database
-            )
-        case .tcp(let host, let port):
-            let tls: PostgresClient.Configuration.TLS
-            switch target.tls {
-            case .disable: tls = .disable
-            case .prefer: tls = .prefer(.makeClientConfiguration())
-            case .require: tls = .require(.makeClientConfiguration())
-            }
-            configuration = PostgresClient.Configuration(
-                host: host, port: port, username: target.username, password: target.password, database: target.database, tls: tls
-            )
-        }
-        configuration.options.minimumConnections = 1
-        return configuration
-    }
-
-    /// The same database as `configuration(url:)`, for a single connection.
-    static func connectionConfiguration(url: String) throws(ConfigurationError) -> PostgresConnection.Configuration {
-        let target = try PostgresTarget(url: url)
-        switch target.endpoint {
-        case .socket(let path):
-            return PostgresConnection.Configuration(
-                unixSocketPath: path, username: target.username, password: target.password, database: target.database
-            )
-        case .tcp(let host, let port):
-            let tls: PostgresConnection.Configuration.TLS
-            do {
-                switch target.tls {
-                case .disable: tls = .disable
-                case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
-                }
-            } catch {
-                throw ConfigurationError("cannot set up TLS for the database: \(error)")
-            }
-            return PostgresConnection.Configuration(
-                host: host, port: port, username: target.username, password: target.password, database: target.database, tls: tls
-            )
-        }
+        try PostgresTarget(url: url).clientConfiguration
     }
 
     /// Keeps the pool alive until cancelled.
