@@ -420,7 +420,7 @@ struct EnvelopeTests {
     @Test func garbageIsMalformed() throws {
         let sealed = try Envelope.seal(Data("hello".utf8), key: Self.key, context: Self.context)
         var bytes = try #require(Base64URL.decode(sealed))
-        bytes[0] = 2
+        bytes[0] = 3
         let cases = [
             "",
             "not base64url!",
@@ -433,6 +433,25 @@ struct EnvelopeTests {
             #expect(throws: EnvelopeError.malformed) { try Envelope.open(text, key: Self.key, context: Self.context) }
             #expect(!Envelope.isWellFormed(text))
         }
+    }
+
+    @Test("A version 2 envelope carries its key epoch in clear, authenticated: changing it is tampering")
+    func keyEpochEnvelopes() throws {
+        let sealed = try Envelope.seal(Data("hello".utf8), key: Self.key, context: Self.context, keyEpoch: 7)
+        #expect(Envelope.keyEpoch(of: sealed) == 7)
+        #expect(Envelope.isWellFormed(sealed))
+        #expect(try Envelope.open(sealed, key: Self.key, context: Self.context) == Data("hello".utf8))
+        #expect(Envelope.keyEpoch(of: try Envelope.seal(Data("x".utf8), key: Self.key, context: Self.context)) == Envelope.legacyEpoch)
+        var bytes = try #require(Base64URL.decode(sealed))
+        #expect(Array(bytes[0..<5]) == [2, 0, 0, 0, 7])
+        bytes[4] = 8  // the server claims another epoch
+        let relabelled = Base64URL.encode(bytes)
+        #expect(Envelope.keyEpoch(of: relabelled) == 8)
+        #expect(throws: EnvelopeError.tampered) { try Envelope.open(relabelled, key: Self.key, context: Self.context) }
+        // A version 2 header with no room for nonce and tag is not an envelope.
+        #expect(!Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 27))))
+        #expect(Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 28))))
+        #expect(throws: (any Error).self) { try Envelope.seal(Data(), key: Self.key, context: Self.context, keyEpoch: 0) }
     }
 
     @Test func wellFormedness() throws {

@@ -60,7 +60,7 @@ struct SharingEndToEndTests {
 
         // Olivia revokes: key rotated, the item re-encrypted; Rick loses access at once.
         let revoke = try await owner(["vault", "revoke", "Team", rickEmail], nil)
-        #expect(revoke.stdoutText == "Removed \(rickEmail) from \"Team\"; rotated the vault key and re-encrypted 1 items.\n", "\(revoke.stderr)")
+        #expect(revoke.stdoutText == "Removed \(rickEmail) from \"Team\"; rotated the vault key (key 2) and re-encrypted 1 items.\n", "\(revoke.stderr)")
         let gone = try await rick(["item", "list", "Team"], nil)
         #expect(gone.status == 1 && gone.stderr == "error: no vault \"Team\" (see `coffer vault list`)\n")
         #expect(try await rick(["item", "get", id], nil).stderr == "error: not found (or you have no access to it)\n")

@@ -1,15 +1,24 @@
 import Crypto
 import Foundation
 
-/// Coffer's one versioned AEAD format, for every blob the server stores on a user's behalf.
+/// Coffer's versioned AEAD format, for every blob the server stores on a user's behalf.
 ///
-/// Bytes: `version (1 byte, = 1) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`, AES-256-GCM with a random
-/// nonce; on the wire as base64url without padding. The associated data is the version byte
-/// followed by the UTF-8 of `EnvelopeContext.canonicalString`, so both the format version and what
-/// the blob is and whose it is are authenticated.
+/// Version 1 bytes: `1 ‖ nonce (12) ‖ ciphertext ‖ tag (16)`, AES-256-GCM with a random nonce; on
+/// the wire as base64url without padding. The associated data is the version byte followed by the
+/// UTF-8 of `EnvelopeContext.canonicalString`, so both the format version and what the blob is and
+/// whose it is are authenticated.
+///
+/// Version 2 (blobs sealed with a vault key) adds the key epoch in clear after the version byte:
+/// `2 ‖ epoch (4, big-endian) ‖ nonce ‖ ciphertext ‖ tag`, and authenticates it with the version
+/// byte. The server reads the epoch to refuse blobs sealed under a vault key that was rotated away;
+/// the client reads it to pick the key, and a server that changes it makes decryption fail.
 public enum Envelope {
-    /// The only version this code writes and reads.
+    /// The version of envelopes without a key epoch (account keys, legacy vault blobs).
     public static let version: UInt8 = 1
+    /// The version of envelopes that carry the epoch of the vault key they were sealed with.
+    public static let epochVersion: UInt8 = 2
+    /// The epoch every version 1 vault blob belongs to: the vault's first key.
+    public static let legacyEpoch = 1
     /// Nonce length in bytes.
     public static let nonceByteCount = 12
     /// GCM tag length in bytes.
@@ -18,10 +27,12 @@ public enum Envelope {
     public static let minimumByteCount = 1 + nonceByteCount + tagByteCount
 
     /// Encrypts `plaintext` for `context` under a 256-bit key; `nonce` is random unless given (test vectors only).
+    /// With `keyEpoch` the envelope is version 2 and carries the epoch.
     public static func seal(
         _ plaintext: some DataProtocol,
         key: SymmetricKey,
         context: EnvelopeContext,
+        keyEpoch: Int? = nil,
         nonce: [UInt8]? = nil
     ) throws -> String {
         // AES.GCM would also take 128- and 192-bit keys; the format promises AES-256.
@@ -29,9 +40,15 @@ public enum Envelope {
         // AES.GCM.Nonce accepts longer nonces, but the layout has exactly 12 bytes for it.
         if let nonce, nonce.count != nonceByteCount { throw CryptoKitError.incorrectParameterSize }
         let gcmNonce = try nonce.map { try AES.GCM.Nonce(data: $0) } ?? AES.GCM.Nonce()
-        let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: associatedData(context))
-        var bytes = [version]
-        bytes.reserveCapacity(minimumByteCount + box.ciphertext.count)
+        var bytes: [UInt8]
+        if let keyEpoch {
+            guard let epoch = UInt32(exactly: keyEpoch), epoch >= 1 else { throw CryptoKitError.incorrectParameterSize }
+            bytes = [epochVersion, UInt8(epoch >> 24), UInt8((epoch >> 16) & 0xff), UInt8((epoch >> 8) & 0xff), UInt8(epoch & 0xff)]
+        } else {
+            bytes = [version]
+        }
+        let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: associatedData(context, header: bytes))
+        bytes.reserveCapacity(minimumByteCount + 4 + box.ciphertext.count)
         bytes.append(contentsOf: gcmNonce)
         bytes.append(contentsOf: box.ciphertext)
         bytes.append(contentsOf: box.tag)
@@ -44,26 +61,47 @@ public enum Envelope {
         // A key of another size cannot be the key this envelope was sealed with.
         guard key.bitCount == 256 else { throw .tampered }
         do {
-            // After the version byte the layout is GCM's own combined form: nonce ‖ ciphertext ‖ tag.
-            let box = try AES.GCM.SealedBox(combined: bytes[1...])
-            return try AES.GCM.open(box, using: key, authenticating: associatedData(context))
+            // After the header the layout is GCM's own combined form: nonce ‖ ciphertext ‖ tag.
+            let headerCount = bytes[0] == epochVersion ? 5 : 1
+            let box = try AES.GCM.SealedBox(combined: bytes[headerCount...])
+            return try AES.GCM.open(box, using: key, authenticating: associatedData(context, header: bytes[0..<headerCount]))
         } catch {
             // The layout was checked above, so any failure here is an authentication failure.
             throw .tampered
         }
     }
 
-    /// True for base64url of at least 29 bytes starting with a known version: what the server accepts as a blob.
+    /// True for base64url of at least 29 bytes (33 for version 2) starting with a known version: what the server accepts as a blob.
     public static func isWellFormed(_ text: String) -> Bool {
         wellFormedBytes(text) != nil
     }
 
-    private static func wellFormedBytes(_ text: String) -> [UInt8]? {
-        guard let bytes = Base64URL.decode(text), bytes.count >= minimumByteCount, bytes[0] == version else { return nil }
-        return bytes
+    /// The vault key epoch an envelope claims: its header's for version 2, `legacyEpoch` for
+    /// version 1, nil when it is not an envelope. Reads only the first bytes (the server calls
+    /// it on every item it stores). A claim, not a fact, until the envelope opens.
+    public static func keyEpoch(of text: String) -> Int? {
+        let prefix = text.utf8.prefix(8)
+        guard prefix.count >= 2, let head = Base64URL.decode(String(decoding: prefix, as: UTF8.self)) else { return nil }
+        switch head.first {
+        case version: return legacyEpoch
+        case epochVersion:
+            guard head.count >= 5 else { return nil }
+            let epoch = Int(head[1]) << 24 | Int(head[2]) << 16 | Int(head[3]) << 8 | Int(head[4])
+            return epoch >= 1 ? epoch : nil
+        default: return nil
+        }
     }
 
-    private static func associatedData(_ context: EnvelopeContext) -> [UInt8] {
-        [version] + Array(context.canonicalString.utf8)
+    private static func wellFormedBytes(_ text: String) -> [UInt8]? {
+        guard let bytes = Base64URL.decode(text), let first = bytes.first else { return nil }
+        switch first {
+        case version: return bytes.count >= minimumByteCount ? bytes : nil
+        case epochVersion: return bytes.count >= minimumByteCount + 4 ? bytes : nil
+        default: return nil
+        }
+    }
+
+    private static func associatedData(_ context: EnvelopeContext, header: some Collection<UInt8>) -> [UInt8] {
+        Array(header) + Array(context.canonicalString.utf8)
     }
 }

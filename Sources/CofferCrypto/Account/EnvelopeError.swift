@@ -9,7 +9,7 @@ public enum EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .malformed:
-            "the data is not a Coffer envelope (base64url of a version-1 envelope of at least 29 bytes)"
+            "the data is not a Coffer envelope (base64url of a version 1 or 2 envelope of at least 29 or 33 bytes)"
         case .tampered:
             "the envelope failed authentication: wrong key, wrong context, or the data was modified; refusing to decrypt it"
         }

@@ -13,13 +13,14 @@ public enum SealedVaultKey {
     static let encapsulatedKeyByteCount = 32
 
     /// Seals `key` (32 bytes) to `recipientPublicKey` (base64url of the raw X25519 key).
+    /// `keyEpoch` is bound too from the first rotation on (epoch 1 keeps the original binding).
     public static func seal(
-        _ key: SymmetricKey, to recipientPublicKey: String, vaultId: String, sealerId: String, recipientId: String
+        _ key: SymmetricKey, to recipientPublicKey: String, vaultId: String, sealerId: String, recipientId: String, keyEpoch: Int = 1
     ) throws -> String {
         guard let raw = Base64URL.decode(recipientPublicKey),
             let publicKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: raw)
         else { throw SealedVaultKeyError.badPublicKey }
-        let context = binding(vaultId: vaultId, sealerId: sealerId, recipientId: recipientId)
+        let context = binding(vaultId: vaultId, sealerId: sealerId, recipientId: recipientId, keyEpoch: keyEpoch)
         var sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: ciphersuite, info: context)
         let ciphertext = try key.withUnsafeBytes { try sender.seal(Data($0), authenticating: context) }
         return Base64URL.encode([version] + Array(sender.encapsulatedKey) + Array(ciphertext))
@@ -27,12 +28,12 @@ public enum SealedVaultKey {
 
     /// Opens a sealed vault key with the recipient's sharing private key.
     public static func open(
-        _ sealed: String, privateKey: Curve25519.KeyAgreement.PrivateKey, vaultId: String, sealerId: String, recipientId: String
+        _ sealed: String, privateKey: Curve25519.KeyAgreement.PrivateKey, vaultId: String, sealerId: String, recipientId: String, keyEpoch: Int = 1
     ) throws -> SymmetricKey {
         guard let bytes = Base64URL.decode(sealed), bytes.count > 1 + encapsulatedKeyByteCount + 16, bytes[0] == version else {
             throw SealedVaultKeyError.malformed
         }
-        let context = binding(vaultId: vaultId, sealerId: sealerId, recipientId: recipientId)
+        let context = binding(vaultId: vaultId, sealerId: sealerId, recipientId: recipientId, keyEpoch: keyEpoch)
         let encapsulated = Data(bytes[1...encapsulatedKeyByteCount])
         let ciphertext = Data(bytes[(1 + encapsulatedKeyByteCount)...])
         do {
@@ -45,8 +46,9 @@ public enum SealedVaultKey {
         }
     }
 
-    static func binding(vaultId: String, sealerId: String, recipientId: String) -> Data {
-        Data(EnvelopeContext(purpose: "vault-key-share", owner: vaultId, object: "\(sealerId)>\(recipientId)").canonicalString.utf8)
+    static func binding(vaultId: String, sealerId: String, recipientId: String, keyEpoch: Int) -> Data {
+        let object = keyEpoch <= 1 ? "\(sealerId)>\(recipientId)" : "\(sealerId)>\(recipientId)@\(keyEpoch)"
+        return Data(EnvelopeContext(purpose: "vault-key-share", owner: vaultId, object: object).canonicalString.utf8)
     }
 }
 

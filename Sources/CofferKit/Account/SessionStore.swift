@@ -19,6 +19,38 @@ public struct StoredSession: Codable, Sendable, Equatable {
     /// Base64url of the account key.
     public var accountKey: String
     public var keys: AccountKeysPayload
+    /// Seconds an access token of this server lasts; nil in sessions saved before it was recorded.
+    public var accessLifetime: Int64?
+
+    /// How long before expiry the access token is renewed: half its lifetime, at most 30 s (so a
+    /// 30 s token is renewed every 15 s, not before every request).
+    public var refreshMargin: Duration { .milliseconds(refreshMarginMilliseconds) }
+
+    private var refreshMarginMilliseconds: Int64 {
+        guard let accessLifetime, accessLifetime > 0 else { return 30_000 }
+        return min(30_000, accessLifetime * 500)
+    }
+
+    /// When the access token is due for renewal.
+    public var renewAt: Timestamp { Timestamp(milliseconds: accessExpiresAt.milliseconds - refreshMarginMilliseconds) }
+
+    /// Whether the access token is within its margin of expiry at `now`.
+    public func needsRefresh(at now: Timestamp = .now) -> Bool { renewAt <= now }
+}
+
+/// The exclusive lock on a configuration directory's session (`session.lock`, flock): held
+/// while a refresh token is spent and the session file rewritten, so that two processes of one
+/// device never present the same refresh token. Released by `release()`, or by the kernel when
+/// the process dies.
+public struct SessionLock: Sendable {
+    private let descriptor: Int32
+
+    fileprivate init(descriptor: Int32) { self.descriptor = descriptor }
+
+    public func release() {
+        flock(descriptor, LOCK_UN)
+        close(descriptor)
+    }
 }
 
 /// Files in the per-user configuration directory: the session, this device's id, and the KDF
@@ -43,6 +75,28 @@ public struct SessionStore: Sendable {
 
     public func saveSession(_ session: StoredSession) throws {
         try save(session, "session.json")
+    }
+
+    /// Waits for and takes the session lock. The wait blocks a thread outside Swift's
+    /// cooperative pool, never an actor.
+    public func lockSession() async throws -> SessionLock {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let path = directory.appendingPathComponent("session.lock").path
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw CofferError.localStorage("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let failure: Int32 = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                while flock(descriptor, LOCK_EX) != 0 {
+                    if errno != EINTR { return continuation.resume(returning: errno) }
+                }
+                continuation.resume(returning: 0)
+            }
+        }
+        guard failure == 0 else {
+            close(descriptor)
+            throw CofferError.localStorage("cannot lock \(path): \(String(cString: strerror(failure)))")
+        }
+        return SessionLock(descriptor: descriptor)
     }
 
     public func deleteSession() throws {
@@ -104,6 +158,8 @@ public enum CofferError: Error, Equatable, CustomStringConvertible {
     case localStorage(String)
     /// A contact's sharing key differs from the one pinned on first use; the user must verify it.
     case contactKeyChanged(email: String, pinned: String, offered: String)
+    /// Sealed under a vault key epoch this device does not hold (a rotation it has not read yet).
+    case unknownKeyEpoch(what: String, epoch: Int, known: Int)
 
     public var description: String {
         switch self {
@@ -114,6 +170,8 @@ public enum CofferError: Error, Equatable, CustomStringConvertible {
         case .contactKeyChanged(let email, let pinned, let offered):
             "the sharing key of \(email) changed since it was pinned (pinned fingerprint \(pinned), now \(offered)); "
                 + "verify it with them, then run `coffer contacts verify \(email) --accept`"
+        case .unknownKeyEpoch(let what, let epoch, let known):
+            "tamper error: \(what) is sealed under vault key \(epoch), which this device does not hold (it holds keys up to \(known))"
         }
     }
 }

@@ -29,7 +29,9 @@ public struct SharingClient: Sendable {
     public func share(_ vault: DecryptedVault, with check: ContactCheck, role: VaultRole, acceptChangedKey: Bool = false) async throws -> Share {
         let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
-        let sealed = try SealedVaultKey.seal(vault.key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId)
+        let sealed = try SealedVaultKey.seal(
+            vault.key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId, keyEpoch: vault.key.epoch
+        )
         let share: Share = try await client.authorized(
             .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed)
         )
@@ -54,15 +56,19 @@ public struct SharingClient: Sendable {
         try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: role))
     }
 
-    /// Removes a member, then (unless `rotate` is false) gives the vault a new key and
-    /// re-encrypts its items, so the removed member's copy of the old key opens nothing new.
+    /// Removes a member and gives the vault a new key in one server transaction (unless `rotate`
+    /// is false: then only the share is removed), then re-encrypts its items, so the removed
+    /// member's copy of the old key opens nothing new.
     @discardableResult
     public func revoke(_ vault: DecryptedVault, member userId: String, rotate: Bool = true) async throws -> RotationResult? {
         guard let member = try await members(vaultId: vault.summary.id).first(where: { $0.userId == userId }), let shareId = member.shareId else {
             throw CofferClientError.server(status: 404, code: ErrorCode.notFound, message: "that user is not a member of this vault (or is its owner)")
         }
-        let _: SuccessResponse = try await client.authorized(.DELETE, "/api/shares/\(shareId)", body: Optional<Int>.none)
-        return rotate ? try await rotateKey(of: vault) : nil
+        guard rotate else {
+            let _: SuccessResponse = try await client.authorized(.DELETE, "/api/shares/\(shareId)", body: Optional<Int>.none)
+            return nil
+        }
+        return try await rotateKey(of: vault, removing: [userId])
     }
 
     /// Leaves a vault someone shared with this account.
@@ -78,16 +84,23 @@ public struct SharingClient: Sendable {
         public var reencrypted: Int
     }
 
-    /// A new vault key for every current member (each sealed to its pinned key), then every live
-    /// item re-encrypted with it in batch pushes.
-    public func rotateKey(of vault: DecryptedVault) async throws -> RotationResult {
+    /// A new vault key for every member who stays (each sealed to its pinned key), `removing`
+    /// taken out in the same server transaction, then every live item re-encrypted with it.
+    public func rotateKey(of vault: DecryptedVault, removing: [String] = []) async throws -> RotationResult {
+        let fresh = try await rotateOnly(vault, removing: removing)
+        let reencrypted = try await reencrypt(fresh)
+        return RotationResult(vault: fresh, reencrypted: reencrypted)
+    }
+
+    /// The rotation itself: a new key of the next epoch, sealed to every member who stays, with
+    /// every earlier key in its history. Retried when the members or the epoch changed meanwhile.
+    public func rotateOnly(_ vault: DecryptedVault, removing: [String] = []) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await vaults.identity()
-        let old = vault
-        let newKey = VaultKey.random()
-        var rotated: VaultSummary?
+        var vault = vault
         for attempt in 1...3 {
+            let newKey = VaultKey.random(epoch: vault.summary.keyEpoch + 1)
             var wrappedKeys: [String: String] = [:]
-            for member in try await members(vaultId: vault.summary.id) {
+            for member in try await members(vaultId: vault.summary.id) where !removing.contains(member.userId) {
                 if member.userId == userId {
                     wrappedKeys[member.userId] = try VaultCrypto.wrap(newKey, vaultId: vault.summary.id, accountKey: accountKey, userId: userId)
                     continue
@@ -96,24 +109,35 @@ public struct SharingClient: Sendable {
                 let contact = try check.trusted()
                 if case .new = check { try contacts.pin(contact) }
                 wrappedKeys[member.userId] = try SealedVaultKey.seal(
-                    newKey.key, to: member.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId
+                    newKey.key, to: member.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId, keyEpoch: newKey.epoch
                 )
             }
             let request = RotateVaultKeyRequest(
-                encryptedMetadata: try VaultCrypto.sealMetadata(vault.metadata, vaultId: vault.summary.id, key: newKey), wrappedKeys: wrappedKeys
+                encryptedMetadata: try VaultCrypto.sealMetadata(vault.metadata, vaultId: vault.summary.id, key: newKey), wrappedKeys: wrappedKeys,
+                keyEpoch: newKey.epoch, keyHistory: try VaultCrypto.sealKeyHistory(vault.keys.all, vaultId: vault.summary.id, key: newKey),
+                removeUserIds: removing.isEmpty ? nil : removing
             )
             do {
-                rotated = try await client.authorized(.POST, "/api/vaults/\(vault.summary.id)/keys", body: request)
-                break
-            } catch let error as CofferClientError where error.code == ErrorCode.membersChanged && attempt < 3 {
-                continue  // someone joined or left meanwhile: seal for the new member list
+                let rotated: VaultSummary = try await client.authorized(.POST, "/api/vaults/\(vault.summary.id)/keys", body: request)
+                var keys = vault.keys
+                keys.add(newKey)
+                return DecryptedVault(summary: rotated, metadata: vault.metadata, keys: keys)
+            } catch let error as CofferClientError where attempt < 3 && (error.code == ErrorCode.membersChanged || error.code == ErrorCode.keyEpochChanged) {
+                // Someone joined, left or rotated meanwhile: read the vault again and seal for what it is now.
+                let current = try await vaults.vault(id: vault.summary.id)
+                var keys = current.keys
+                for key in vault.keys.all { keys.add(key) }
+                vault = DecryptedVault(summary: current.summary, metadata: current.metadata, keys: keys)
             }
         }
-        guard let rotated else { throw CofferClientError.server(status: 409, code: ErrorCode.membersChanged, message: "the vault's members kept changing") }
-        let fresh = DecryptedVault(summary: rotated, metadata: vault.metadata, key: newKey)
+        throw CofferClientError.server(status: 409, code: ErrorCode.membersChanged, message: "the vault's members or key kept changing")
+    }
 
-        // Re-encrypt every live item; a conflict (an edit meanwhile) is re-read and retried.
-        var pending = try await vaults.items(in: old)
+    /// Re-encrypts every live item not yet sealed with the vault's current key, in batch pushes;
+    /// an edit made meanwhile is re-read and retried. Safe to run again after an interruption.
+    public func reencrypt(_ vault: DecryptedVault) async throws -> Int {
+        let current = vault.key.epoch
+        var pending = try await vaults.items(in: vault).filter { $0.item.encryptedData.flatMap(Envelope.keyEpoch(of:)) != current }
         var reencrypted = 0
         for _ in 0..<5 where !pending.isEmpty {
             var retry: [DecryptedItem] = []
@@ -122,7 +146,7 @@ public struct SharingClient: Sendable {
                     guard let document = item.document else { return nil }
                     return PushChange(
                         vaultId: vault.summary.id, itemId: item.item.id, baseVersion: item.item.version,
-                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, key: newKey)
+                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, key: vault.key)
                     )
                 }
                 let response: PushResponse = try await client.authorized(.POST, "/api/sync/push", body: PushRequest(changes: changes))
@@ -130,9 +154,11 @@ public struct SharingClient: Sendable {
                     switch result.status {
                     case .applied: reencrypted += 1
                     case .conflict:
-                        guard let current = result.current, !current.deleted else { continue }
-                        // Written meanwhile with the old key (or already with the new one): re-read either way.
-                        if let document = try? VaultCrypto.openItem(current.encryptedData ?? "", itemId: current.id, vaultId: vault.summary.id, key: old.key) {
+                        guard let current = result.current, !current.deleted, let data = current.encryptedData,
+                            Envelope.keyEpoch(of: data) != vault.key.epoch
+                        else { continue }
+                        // Written meanwhile under an earlier key: re-read it and seal it again.
+                        if let document = try? VaultCrypto.openItem(data, itemId: current.id, vaultId: vault.summary.id, keys: vault.keys) {
                             retry.append(DecryptedItem(item: current, document: document))
                         }
                     case .rejected:
@@ -142,6 +168,6 @@ public struct SharingClient: Sendable {
             }
             pending = retry
         }
-        return RotationResult(vault: fresh, reencrypted: reencrypted)
+        return reencrypted
     }
 }

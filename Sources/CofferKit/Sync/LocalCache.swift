@@ -56,6 +56,20 @@ public struct ConflictRecord: Sendable, Codable, Equatable {
     public var detail: String?
     public var createdAt: Timestamp
     public var resolvedAt: Timestamp?
+    /// The server's side the conflict was met against, sealed; nil when the server had deleted
+    /// the item, or when it was not recorded (`serverDeleted` nil: a refused change, or a record
+    /// from before sides were kept).
+    public var serverData: String? = nil
+    public var serverDeleted: Bool? = nil
+    /// The device that wrote the server's side.
+    public var serverDeviceId: String? = nil
+    /// The version both sides were edited from, sealed, when the server still kept it.
+    public var baseData: String? = nil
+    /// How a merge settled each field (who won the contested ones); nil for other outcomes.
+    public var merge: MergeSummary? = nil
+
+    /// Whether the record holds the server's side (records from before it was kept do not).
+    public var hasServerSide: Bool { serverDeleted != nil }
 }
 
 /// One line of the sync history: what was pulled, pushed, merged or refused, and when.
@@ -84,11 +98,32 @@ final class LocalCache {
         // and survives the process being killed or the machine losing power.
         try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF")
         try migrate()
+        try createKeyTables()
     }
 
     private func migrate() throws {
         let version = try database.query("PRAGMA user_version").first?.first?.int ?? 0
-        guard version < 1 else { return }
+        if version < 1 { try createSchema() }
+        if version < 2 {
+            // Conflict records keep the server's side and the base too (nullable: records written
+            // before this version have neither, and still open). Read again under the write lock:
+            // another process may have upgraded the file meanwhile.
+            try database.transaction {
+                guard try database.query("PRAGMA user_version").first?.first?.int ?? 0 < 2 else { return }
+                try database.execute("""
+                    ALTER TABLE conflicts ADD COLUMN server_data TEXT;
+                    ALTER TABLE conflicts ADD COLUMN server_deleted INTEGER;
+                    ALTER TABLE conflicts ADD COLUMN server_device TEXT;
+                    ALTER TABLE conflicts ADD COLUMN base_data TEXT;
+                    ALTER TABLE conflicts ADD COLUMN merge TEXT;
+                    PRAGMA user_version = 2;
+                    """)
+            }
+        }
+    }
+
+    /// The schema of the first version of the cache; later versions alter it.
+    private func createSchema() throws {
         try database.transaction {
             try database.execute("""
                 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -270,21 +305,28 @@ final class LocalCache {
     func recordConflict(_ record: ConflictRecord) throws -> Int64 {
         try database.query(
             """
-            INSERT INTO conflicts (item_id, vault_id, local_data, earlier, server_version, base_version, policy, outcome, state, detail, created_at, resolved_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO conflicts (item_id, vault_id, local_data, earlier, server_version, base_version, policy, outcome, state, detail, created_at, resolved_at,
+                server_data, server_deleted, server_device, base_data, merge)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """,
             [
                 .text(record.itemId), .text(record.vaultId), record.localData.map { .text($0) } ?? .null,
                 .text(String(decoding: try encoder.encode(record.earlier), as: UTF8.self)), .int(Int64(record.serverVersion)),
                 .int(Int64(record.baseVersion)), .text(record.policy), .text(record.outcome), .text(record.state.rawValue),
                 record.detail.map { .text($0) } ?? .null, .int(record.createdAt.milliseconds), record.resolvedAt.map { .int($0.milliseconds) } ?? .null,
+                record.serverData.map { .text($0) } ?? .null, record.serverDeleted.map { .int($0 ? 1 : 0) } ?? .null,
+                record.serverDeviceId.map { .text($0) } ?? .null, record.baseData.map { .text($0) } ?? .null,
+                try record.merge.map { .text(String(decoding: try encoder.encode($0), as: UTF8.self)) } ?? .null,
             ]
         )
         return try database.query("SELECT last_insert_rowid()").first?.first?.int ?? 0
     }
 
     func conflicts(state: ConflictRecord.State? = nil) throws -> [ConflictRecord] {
-        let columns = "id, item_id, vault_id, local_data, earlier, server_version, base_version, policy, outcome, state, detail, created_at, resolved_at"
+        let columns = """
+            id, item_id, vault_id, local_data, earlier, server_version, base_version, policy, outcome, state, detail, created_at, resolved_at,
+            server_data, server_deleted, server_device, base_data, merge
+            """
         let rows = if let state {
             try database.query("SELECT \(columns) FROM conflicts WHERE state = ? ORDER BY id", [.text(state.rawValue)])
         } else {
@@ -296,7 +338,9 @@ final class LocalCache {
                 earlier: try decoder.decode([String].self, from: Data((row[4].text ?? "[]").utf8)), serverVersion: Int(row[5].int ?? 0),
                 baseVersion: Int(row[6].int ?? 0), policy: row[7].text ?? "", outcome: row[8].text ?? "",
                 state: ConflictRecord.State(rawValue: row[9].text ?? "") ?? .open, detail: row[10].text,
-                createdAt: Timestamp(milliseconds: row[11].int ?? 0), resolvedAt: row[12].int.map { Timestamp(milliseconds: $0) }
+                createdAt: Timestamp(milliseconds: row[11].int ?? 0), resolvedAt: row[12].int.map { Timestamp(milliseconds: $0) },
+                serverData: row[13].text, serverDeleted: row[14].int.map { $0 != 0 }, serverDeviceId: row[15].text, baseData: row[16].text,
+                merge: try row[17].text.map { try decoder.decode(MergeSummary.self, from: Data($0.utf8)) }
             )
         }
     }

@@ -12,6 +12,8 @@ extension SyncEngine {
         do {
             var report = SyncReport()
             if refreshVaults || vaultsStale { try await refreshVaultSummaries() }
+            // A revoke interrupted or refused earlier is finished before anything else is pushed.
+            if try !cache.pendingRevokes().isEmpty { await finishPendingRevokes() }
             try await pull(into: &report)
             if try await push(into: &report, policy: override) {
                 try await pull(into: &report)
@@ -58,9 +60,10 @@ extension SyncEngine {
         var changed: [VaultSummary] = []
         for summary in try await transport.vaults() {
             guard let old = known[summary.id], old.encryptedMetadata != summary.encryptedMetadata || old.wrappedKey != summary.wrappedKey
-                || old.role != summary.role || old.keySealedBy != summary.keySealedBy
+                || old.role != summary.role || old.keySealedBy != summary.keySealedBy || old.keyEpoch != summary.keyEpoch
+                || old.keyHistory != summary.keyHistory
             else { continue }
-            keys[summary.id] = try await vaultClient.decrypt(summary)  // a tampered key or name stops here
+            try await adopt(summary)  // a tampered key, history or name, or an older key, stops here
             changed.append(summary)
         }
         try cache.refetchableTransaction {
@@ -98,7 +101,7 @@ extension SyncEngine {
             }
             var refreshed: [VaultSummary] = []
             for summary in answer.gained {
-                keys[summary.id] = try await vaultClient.decrypt(summary)
+                try await adopt(summary)
             }
             // Decrypt every item now: a tampered one stops the round before anything is stored.
             var documents: [String: ItemDocument] = [:]
@@ -111,7 +114,7 @@ extension SyncEngine {
                         // The vault key may have been rotated by another member: fetch it once and retry.
                         guard case .tampered = error else { throw error }
                         let summary = try await transport.vault(id: item.vaultId)
-                        keys[item.vaultId] = try await vaultClient.decrypt(summary)
+                        try await adopt(summary)
                         refreshed.append(summary)
                         documents[item.id] = try await open(data, itemId: item.id, vaultId: item.vaultId)
                     }
@@ -144,12 +147,8 @@ extension SyncEngine {
                     if fresh > 0 { try cache.log("pulled", vaultId: changes.vaultId, detail: "\(fresh) changes up to revision \(changes.cursor)") }
                 }
                 for vaultId in lost {
-                    // Queued changes to a vault we lost cannot be pushed; keep them as rejected.
-                    for (itemId, changes) in Dictionary(grouping: try cache.pending(vaultId: vaultId), by: \.itemId) {
-                        try recordRejected(itemId: itemId, vaultId: vaultId, changes: changes, serverVersion: 0, reason: "access to the vault was lost")
-                    }
-                    try cache.removeVault(id: vaultId)
-                    try cache.log("lost", vaultId: vaultId)
+                    // Queued changes to a vault we lost cannot be pushed; they are kept as rejected.
+                    try forgetVault(id: vaultId, reason: "access to the vault was lost", logKind: "lost")
                     events.append(.lostVault(vaultId))
                     report.lostVaults += 1
                 }
@@ -182,6 +181,9 @@ extension SyncEngine {
         var wrote = false
         // Items whose conflict could not be settled this round (the server moved on meanwhile).
         var deferred = Set<String>()
+        // What was queued before a rotation goes out sealed under the current key, never the old one.
+        for cached in try cache.vaults() { try await resealQueued(vaultId: cached.summary.id) }
+        var staleAnswers: [String: Int] = [:]
         while true {
             let ready = try cache.readyChanges(limit: configuration.pushBatch, excluding: deferred)
             if ready.isEmpty { return wrote }
@@ -195,6 +197,7 @@ extension SyncEngine {
             // need the network to settle, so they follow one by one.
             var conflicts: [(PendingChange, PushResult)] = []
             var events: [SyncEvent] = []
+            var stale: [String: [String]] = [:]
             try cache.refetchableTransaction {
                 for (change, result) in zip(ready, answer.results) {
                     switch result.status {
@@ -212,6 +215,9 @@ extension SyncEngine {
                         try cache.log("pushed", vaultId: change.vaultId, itemId: change.itemId, version: version, detail: change.deleted ? "delete" : nil)
                         report.pushed += 1
                         events.append(.pushed(vaultId: change.vaultId, itemId: change.itemId, version: version))
+                    case .rejected where result.error?.code == ErrorCode.staleKey:
+                        // Sealed under a key rotated away meanwhile: kept queued, sealed again below.
+                        stale[change.vaultId, default: []].append(change.itemId)
                     case .rejected:
                         let reason = result.error.map { "\($0.code): \($0.error)" } ?? "rejected"
                         try recordRejected(itemId: change.itemId, vaultId: change.vaultId, changes: try cache.pending(itemId: change.itemId), serverVersion: change.baseVersion ?? 0, reason: reason)
@@ -224,6 +230,16 @@ extension SyncEngine {
             }
             if report.pushed > 0 { wrote = true }
             for event in events { emit(event) }
+            for (vaultId, itemIds) in stale {
+                staleAnswers[vaultId, default: 0] += 1
+                guard staleAnswers[vaultId, default: 0] <= 3 else {
+                    // The server keeps refusing the key it serves: leave the changes queued for a later round.
+                    deferred.formUnion(itemIds)
+                    continue
+                }
+                try await refreshVault(vaultId)
+                try await resealQueued(vaultId: vaultId)
+            }
             for (change, result) in conflicts {
                 guard let current = result.current else { throw CofferClientError.invalidResponse("a conflict without the current item") }
                 if try await settle(change, current: current, base: result.base, policy: override, report: &report) {
@@ -236,7 +252,7 @@ extension SyncEngine {
         }
     }
 
-    private func recordRejected(itemId: String, vaultId: String, changes: [PendingChange], serverVersion: Int, reason: String) throws {
+    func recordRejected(itemId: String, vaultId: String, changes: [PendingChange], serverVersion: Int, reason: String) throws {
         guard let last = changes.last else { return }
         try cache.recordConflict(ConflictRecord(
             id: 0, itemId: itemId, vaultId: vaultId, localData: last.encryptedData, earlier: changes.dropLast().compactMap(\.encryptedData),
@@ -261,6 +277,7 @@ extension SyncEngine {
 
         let outcome: ConflictOutcome
         var settledBy = policy
+        var merge: MergeSummary?
         switch (local, server) {
         case (nil, nil):
             outcome = .keepServer  // both deleted it
@@ -269,6 +286,11 @@ extension SyncEngine {
             outcome = policy == .manual ? .manual : .keepServer
         case (.some(let local), nil):
             outcome = policy == .manual ? .manual : .push(local)
+        case (.some(let local), .some(let server)) where baseDocument == server:
+            // The server's version is the base sealed again (a key rotation re-encrypted it):
+            // nothing to settle, whatever the policy.
+            outcome = .push(local)
+            settledBy = .lastWriteWins
         case (.some(let local), .some(let server)):
             let decision = ConflictResolver.resolve(
                 base: baseDocument, local: local, server: server, policy: policy, fallback: configuration.mergeFallback,
@@ -276,6 +298,7 @@ extension SyncEngine {
             )
             outcome = decision.outcome
             settledBy = decision.policy
+            merge = decision.summary
         }
 
         let label: String
@@ -295,13 +318,18 @@ extension SyncEngine {
                 label = "manual"
             }
         } catch let error as CofferClientError where error.status == 409 {
+            // The server moved on (or rotated the key): read the current key and settle next round.
+            if error.code == ErrorCode.staleKey { try await refreshVault(vaultId) }
             return false
         }
         try cache.transaction {
             try cache.recordConflict(ConflictRecord(
                 id: 0, itemId: current.id, vaultId: vaultId, localData: last.encryptedData, earlier: queued.dropLast().compactMap(\.encryptedData),
                 serverVersion: current.version, baseVersion: queued.first?.baseVersion ?? 0, policy: policy.rawValue, outcome: label,
-                state: outcome == .manual ? .open : .resolved, detail: nil, createdAt: .now, resolvedAt: outcome == .manual ? nil : .now
+                state: outcome == .manual ? .open : .resolved, detail: nil, createdAt: .now, resolvedAt: outcome == .manual ? nil : .now,
+                // Both sides and the base, so that `conflicts show` can show what each field lost.
+                serverData: current.deleted ? nil : current.encryptedData, serverDeleted: current.deleted, serverDeviceId: current.deviceId,
+                baseData: base.flatMap { $0.deleted ? nil : $0.encryptedData }, merge: merge
             ))
             try cache.dropPending(itemId: current.id)
             try cache.saveItem(settled)
@@ -328,14 +356,26 @@ extension SyncEngine {
         }
         var report = SyncReport()
         try await pull(into: &report)
-        guard let current = try cache.item(id: record.itemId) else { throw SyncError.unknownItem(record.itemId) }
-        let request = switch choice {
-        case .local:
-            ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: record.localData, deleted: record.localData == nil ? true : nil, strategy: "client")
-        case .server:
-            ResolveRequest(itemId: current.id, baseVersion: current.version, strategy: "server")
+        var settled: Item?
+        for attempt in 1...2 {
+            guard let current = try cache.item(id: record.itemId) else { throw SyncError.unknownItem(record.itemId) }
+            // The local side may predate a rotation: it goes out under the current key, never the old one.
+            var local: String?
+            if let data = record.localData { local = try await sealedUnderCurrentKey(data, itemId: record.itemId, vaultId: record.vaultId) }
+            let request = switch choice {
+            case .local:
+                ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: local, deleted: local == nil ? true : nil, strategy: "client")
+            case .server:
+                ResolveRequest(itemId: current.id, baseVersion: current.version, strategy: "server")
+            }
+            do {
+                settled = try await transport.resolve(request)
+                break
+            } catch let error as CofferClientError where error.code == ErrorCode.staleKey && attempt == 1 {
+                try await refreshVault(record.vaultId)
+            }
         }
-        let settled = try await transport.resolve(request)
+        guard let settled else { throw SyncError.unknownItem(record.itemId) }
         try cache.transaction {
             try cache.settleConflict(id: id, outcome: "user-kept-\(choice.rawValue)", at: .now)
             try cache.saveItem(settled)

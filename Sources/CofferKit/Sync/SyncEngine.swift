@@ -49,10 +49,16 @@ public actor SyncEngine {
     /// Wakes the background loop of `watch`.
     let triggers: AsyncStream<Void>
     let trigger: AsyncStream<Void>.Continuation
+    /// Seals rotated keys to members (with this account's pinned contacts); finishes recorded revokes.
+    let sharing: SharingClient?
 
     /// Opens (or creates) the cache at `cachePath` for the client's logged-in account.
-    public init(client: CofferClient, deviceId: String, cachePath: String, transport: (any SyncTransport)? = nil, configuration: SyncConfiguration = SyncConfiguration()) throws {
+    public init(
+        client: CofferClient, deviceId: String, cachePath: String, transport: (any SyncTransport)? = nil, configuration: SyncConfiguration = SyncConfiguration(),
+        contacts: ContactStore? = nil
+    ) throws {
         cache = try LocalCache(path: cachePath)
+        sharing = contacts.map { SharingClient(vaults: VaultClient(client: client), contacts: $0) }
         self.transport = transport ?? HTTPSyncTransport(client: client)
         vaultClient = VaultClient(client: client)
         self.deviceId = deviceId
@@ -73,7 +79,10 @@ public actor SyncEngine {
            !FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) {
             throw CofferError.localStorage("cannot create the local cache \(path)")
         }
-        return try SyncEngine(client: client, deviceId: session.deviceId, cachePath: path, transport: transport, configuration: configuration)
+        return try SyncEngine(
+            client: client, deviceId: session.deviceId, cachePath: path, transport: transport, configuration: configuration,
+            contacts: ContactStore(directory: directory, userId: session.userId)
+        )
     }
 
     // MARK: Status and events
@@ -163,9 +172,7 @@ public actor SyncEngine {
     /// The vault with its key unwrapped, once per engine.
     private func opened(_ summary: VaultSummary) async throws -> DecryptedVault {
         if let known = keys[summary.id] { return known }
-        let opened = try await vaultClient.decrypt(summary)
-        keys[summary.id] = opened
-        return opened
+        return try await adopt(summary)
     }
 
     /// Every vault in the cache, with its key unwrapped.
@@ -182,8 +189,15 @@ public actor SyncEngine {
         return vault
     }
 
+    /// Opens an item with whichever key of the vault it names; a key this device has not seen
+    /// yet (a rotation elsewhere) is fetched once from the server and checked like any other.
     func open(_ data: String, itemId: String, vaultId: String) async throws -> ItemDocument {
-        try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, key: try await vault(vaultId).key)
+        do {
+            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await vault(vaultId).keys)
+        } catch CofferError.unknownKeyEpoch(_, let epoch, let known) where epoch > known {
+            try await refreshVault(vaultId)
+            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await vault(vaultId).keys)
+        }
     }
 
     /// `open`, for data that may be absent (a deletion).

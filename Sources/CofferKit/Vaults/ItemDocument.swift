@@ -36,7 +36,20 @@ public struct VaultMetadata: Codable, Sendable, Equatable {
 public struct DecryptedVault: Sendable {
     public var summary: VaultSummary
     public var metadata: VaultMetadata
-    public var key: VaultKey
+    /// The current key: everything new is sealed with it.
+    public var key: VaultKey { keys.current }
+    /// Every key of the vault this device holds, to open what was sealed before a rotation.
+    public var keys: VaultKeyRing
+
+    public init(summary: VaultSummary, metadata: VaultMetadata, keys: VaultKeyRing) {
+        self.summary = summary
+        self.metadata = metadata
+        self.keys = keys
+    }
+
+    public init(summary: VaultSummary, metadata: VaultMetadata, key: VaultKey) {
+        self.init(summary: summary, metadata: metadata, keys: VaultKeyRing(current: key))
+    }
 }
 
 /// An item decrypted, with the server's bookkeeping.

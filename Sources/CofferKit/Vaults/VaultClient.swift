@@ -52,15 +52,24 @@ public struct VaultClient: Sendable {
             )
             do {
                 let privateKey = try bundle.openSharingKey(accountKey: accountKey, email: session.email)
-                key = VaultKey(key: try SealedVaultKey.open(summary.wrappedKey, privateKey: privateKey, vaultId: summary.id, sealerId: sealer, recipientId: userId))
+                key = VaultKey(
+                    key: try SealedVaultKey.open(
+                        summary.wrappedKey, privateKey: privateKey, vaultId: summary.id, sealerId: sealer, recipientId: userId, keyEpoch: summary.keyEpoch
+                    ),
+                    epoch: summary.keyEpoch
+                )
             } catch {
                 throw CofferError.tampered("the key of shared vault \(summary.id) failed to open: it was altered, moved, or is not for this account")
             }
         } else {
-            key = try VaultCrypto.unwrap(summary.wrappedKey, vaultId: summary.id, accountKey: accountKey, userId: userId)
+            key = try VaultCrypto.unwrap(summary.wrappedKey, vaultId: summary.id, epoch: summary.keyEpoch, accountKey: accountKey, userId: userId)
         }
-        let metadata = try VaultCrypto.openMetadata(summary.encryptedMetadata, vaultId: summary.id, key: key)
-        return DecryptedVault(summary: summary, metadata: metadata, key: key)
+        var keys = VaultKeyRing(current: key)
+        if let history = summary.keyHistory {
+            for earlier in try VaultCrypto.openKeyHistory(history, vaultId: summary.id, key: key) { keys.add(earlier) }
+        }
+        let metadata = try VaultCrypto.openMetadata(summary.encryptedMetadata, vaultId: summary.id, keys: keys)
+        return DecryptedVault(summary: summary, metadata: metadata, keys: keys)
     }
 
     /// Renames a vault: new metadata sealed with its key (admins and the owner).
@@ -68,7 +77,7 @@ public struct VaultClient: Sendable {
         let metadata = VaultMetadata(name: name)
         let request = UpdateVaultRequest(encryptedMetadata: try VaultCrypto.sealMetadata(metadata, vaultId: vault.summary.id, key: vault.key))
         let summary: VaultSummary = try await client.authorized(.PUT, "/api/vaults/\(vault.summary.id)", body: request)
-        return DecryptedVault(summary: summary, metadata: metadata, key: vault.key)
+        return DecryptedVault(summary: summary, metadata: metadata, keys: vault.keys)
     }
 
     public func deleteVault(id: String) async throws {
@@ -112,7 +121,7 @@ public struct VaultClient: Sendable {
             throw CofferError.tampered("item \(item.id) was served for vault \(vault.summary.id) but claims vault \(item.vaultId)")
         }
         guard let data = item.encryptedData, !item.deleted else { return DecryptedItem(item: item, document: nil) }
-        return DecryptedItem(item: item, document: try VaultCrypto.openItem(data, itemId: item.id, vaultId: vault.summary.id, key: vault.key))
+        return DecryptedItem(item: item, document: try VaultCrypto.openItem(data, itemId: item.id, vaultId: vault.summary.id, keys: vault.keys))
     }
 
     /// Replaces an item's content; a stale `baseVersion` throws `CofferClientError.server(409…)`.
@@ -135,13 +144,24 @@ public struct VaultClient: Sendable {
         let response: ItemVersionsResponse = try await client.authorized(.GET, "/api/items/\(item.item.id)/versions", body: Optional<Int>.none)
         return try response.versions.map { version in
             guard let data = version.encryptedData, !version.deleted else { return (version, nil) }
-            return (version, try VaultCrypto.openItem(data, itemId: item.item.id, vaultId: vault.summary.id, key: vault.key))
+            return (version, try VaultCrypto.openItem(data, itemId: item.item.id, vaultId: vault.summary.id, keys: vault.keys))
         }
     }
 
     public func restore(_ item: DecryptedItem, version: Int, in vault: DecryptedVault) async throws -> DecryptedItem {
-        let restored: Item = try await client.authorized(.POST, "/api/items/\(item.item.id)/restore", body: RestoreItemRequest(version: version))
-        return try decrypt(restored, in: vault)
+        do {
+            let restored: Item = try await client.authorized(.POST, "/api/items/\(item.item.id)/restore", body: RestoreItemRequest(version: version))
+            return try decrypt(restored, in: vault)
+        } catch let error as CofferClientError where error.code == ErrorCode.staleKey {
+            // That version is sealed under a key rotated away since: write its content again under the current key.
+            guard let (old, document) = try await history(of: item, in: vault).first(where: { $0.0.version == version }) else {
+                throw CofferClientError.server(status: 404, code: ErrorCode.notFound, message: "version \(version) of this item is not kept")
+            }
+            let current: Item = try await client.authorized(.GET, "/api/items/\(item.item.id)", body: Optional<Int>.none)
+            let base = DecryptedItem(item: current, document: nil)
+            guard let document, !old.deleted else { return DecryptedItem(item: try await deleteItem(base), document: nil) }
+            return try await editItem(base, document: document, in: vault)
+        }
     }
 }
 

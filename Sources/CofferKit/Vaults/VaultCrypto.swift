@@ -3,45 +3,105 @@ import CofferProtocol
 import Crypto
 import Foundation
 
-/// A vault's symmetric key; every item of the vault is encrypted with it.
+/// A vault's symmetric key and its epoch (1 for the vault's first key, one more per rotation);
+/// every item and name of the vault is sealed with the key of the epoch current at the time.
 public struct VaultKey: Sendable {
     let key: SymmetricKey
+    /// Which key of the vault this is; written in clear into every envelope it seals.
+    public let epoch: Int
 
-    /// A fresh random key for a new vault.
-    public static func random() -> VaultKey { VaultKey(key: SymmetricKey(size: .bits256)) }
+    /// A fresh random key: a new vault's (epoch 1), or a rotation's.
+    public static func random(epoch: Int = 1) -> VaultKey { VaultKey(key: SymmetricKey(size: .bits256), epoch: epoch) }
 
-    init(key: SymmetricKey) { self.key = key }
+    init(key: SymmetricKey, epoch: Int = 1) {
+        self.key = key
+        self.epoch = epoch
+    }
+
+    var rawBytes: Data { key.withUnsafeBytes { Data($0) } }
+}
+
+/// Every key of a vault this device holds: the current one, which seals, and earlier ones,
+/// which only open what was written before a rotation (history, queued changes, conflicts).
+public struct VaultKeyRing: Sendable {
+    public private(set) var current: VaultKey
+    private(set) var earlier: [Int: VaultKey]
+
+    public init(current: VaultKey, earlier: [VaultKey] = []) {
+        self.current = current
+        self.earlier = [:]
+        for key in earlier { add(key) }
+    }
+
+    /// The key of `epoch`, if this device holds it.
+    public func key(epoch: Int) -> VaultKey? {
+        epoch == current.epoch ? current : earlier[epoch]
+    }
+
+    /// Every key, oldest first.
+    public var all: [VaultKey] { (earlier.values + [current]).sorted { $0.epoch < $1.epoch } }
+
+    /// Adds a key; a later epoch than the current one becomes current.
+    public mutating func add(_ key: VaultKey) {
+        if key.epoch > current.epoch {
+            earlier[current.epoch] = current
+            current = key
+        } else if key.epoch != current.epoch {
+            earlier[key.epoch] = key
+        }
+    }
 }
 
 /// How vault keys, metadata and items are sealed. Each envelope's associated data names what it
 /// is and where it belongs, so a server that moves a blob to another item or vault, or serves a
 /// vault key as another's, makes decryption fail with a tamper error instead of showing wrong data.
+/// Envelopes sealed with a vault key carry its epoch (`Envelope.epochVersion`), and a wrapped
+/// vault key is bound to its epoch, so a server cannot present an old key as the current one.
 public enum VaultCrypto {
     public static func wrap(_ vaultKey: VaultKey, vaultId: String, accountKey: SymmetricKey, userId: String) throws -> String {
-        try vaultKey.key.withUnsafeBytes { bytes in
-            try Envelope.seal(Data(bytes), key: accountKey, context: EnvelopeContext(purpose: "vault-key", owner: userId, object: vaultId))
-        }
+        try Envelope.seal(vaultKey.rawBytes, key: accountKey, context: EnvelopeContext(purpose: "vault-key", owner: userId, object: keyObject(vaultId, epoch: vaultKey.epoch)))
     }
 
-    public static func unwrap(_ wrapped: String, vaultId: String, accountKey: SymmetricKey, userId: String) throws -> VaultKey {
-        let raw = try open(wrapped, key: accountKey, context: EnvelopeContext(purpose: "vault-key", owner: userId, object: vaultId), what: "the key of vault \(vaultId)")
-        return VaultKey(key: SymmetricKey(data: raw))
+    public static func unwrap(_ wrapped: String, vaultId: String, epoch: Int = 1, accountKey: SymmetricKey, userId: String) throws -> VaultKey {
+        let raw = try open(
+            wrapped, key: accountKey, context: EnvelopeContext(purpose: "vault-key", owner: userId, object: keyObject(vaultId, epoch: epoch)),
+            what: "the key of vault \(vaultId)"
+        )
+        guard raw.count == 32 else { throw CofferError.tampered("the key of vault \(vaultId) is not a vault key") }
+        return VaultKey(key: SymmetricKey(data: raw), epoch: epoch)
+    }
+
+    /// What a wrapped key is bound to: the vault, and from the first rotation on its epoch too
+    /// (epoch 1 keeps the form keys had before epochs existed, so they still open).
+    static func keyObject(_ vaultId: String, epoch: Int) -> String {
+        epoch <= 1 ? vaultId : "\(vaultId)@\(epoch)"
     }
 
     public static func sealMetadata(_ metadata: VaultMetadata, vaultId: String, key: VaultKey) throws -> String {
-        try Envelope.seal(try JSONEncoder().encode(metadata), key: key.key, context: EnvelopeContext(purpose: "vault-metadata", owner: vaultId))
+        try Envelope.seal(try JSONEncoder().encode(metadata), key: key.key, context: EnvelopeContext(purpose: "vault-metadata", owner: vaultId), keyEpoch: key.epoch)
     }
 
     public static func openMetadata(_ envelope: String, vaultId: String, key: VaultKey) throws -> VaultMetadata {
+        try openMetadata(envelope, vaultId: vaultId, keys: VaultKeyRing(current: key))
+    }
+
+    public static func openMetadata(_ envelope: String, vaultId: String, keys: VaultKeyRing) throws -> VaultMetadata {
+        let key = try self.key(for: envelope, in: keys, what: "the metadata of vault \(vaultId)")
         let data = try open(envelope, key: key.key, context: EnvelopeContext(purpose: "vault-metadata", owner: vaultId), what: "the metadata of vault \(vaultId)")
         return try JSONDecoder().decode(VaultMetadata.self, from: data)
     }
 
     public static func sealItem(_ document: ItemDocument, itemId: String, vaultId: String, key: VaultKey) throws -> String {
-        try Envelope.seal(try JSONEncoder().encode(document), key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId))
+        try Envelope.seal(try JSONEncoder().encode(document), key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId), keyEpoch: key.epoch)
     }
 
     public static func openItem(_ envelope: String, itemId: String, vaultId: String, key: VaultKey) throws -> ItemDocument {
+        try openItem(envelope, itemId: itemId, vaultId: vaultId, keys: VaultKeyRing(current: key))
+    }
+
+    /// Opens an item with whichever key of the ring its envelope names.
+    public static func openItem(_ envelope: String, itemId: String, vaultId: String, keys: VaultKeyRing) throws -> ItemDocument {
+        let key = try self.key(for: envelope, in: keys, what: "item \(itemId) of vault \(vaultId)")
         let data = try open(envelope, key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId), what: "item \(itemId) of vault \(vaultId)")
         do {
             if let document = data.withUnsafeBytes({ JSONByteReader.handRead(ItemDocument.self, from: $0) }) { return document }
@@ -49,6 +109,35 @@ public enum VaultCrypto {
         } catch {
             throw CofferError.tampered("item \(itemId) decrypted to something that is not an item")
         }
+    }
+
+    /// The earlier keys of a vault sealed with its new key, for `RotateVaultKeyRequest.keyHistory`.
+    public static func sealKeyHistory(_ earlier: [VaultKey], vaultId: String, key: VaultKey) throws -> String {
+        let entries = Dictionary(uniqueKeysWithValues: earlier.map { (String($0.epoch), Base64URL.encode($0.rawBytes)) })
+        return try Envelope.seal(try JSONEncoder().encode(entries), key: key.key, context: EnvelopeContext(purpose: "vault-key-history", owner: vaultId), keyEpoch: key.epoch)
+    }
+
+    /// Opens a vault's key history with its current key; every key must be older than it.
+    public static func openKeyHistory(_ envelope: String, vaultId: String, key: VaultKey) throws -> [VaultKey] {
+        guard Envelope.keyEpoch(of: envelope) == key.epoch else { throw CofferError.tampered("the key history of vault \(vaultId) is not sealed with its current key") }
+        let data = try open(envelope, key: key.key, context: EnvelopeContext(purpose: "vault-key-history", owner: vaultId), what: "the key history of vault \(vaultId)")
+        guard let entries = try? JSONDecoder().decode([String: String].self, from: data) else { throw CofferError.tampered("the key history of vault \(vaultId) is malformed") }
+        return try entries.map { epochText, keyText in
+            guard let epoch = Int(epochText), epoch >= 1, epoch < key.epoch, let raw = Base64URL.decode(keyText), raw.count == 32 else {
+                throw CofferError.tampered("the key history of vault \(vaultId) is malformed")
+            }
+            return VaultKey(key: SymmetricKey(data: raw), epoch: epoch)
+        }
+    }
+
+    /// The key of `keys` that `envelope` names; a tamper error when it is not an envelope, and
+    /// `CofferError.unknownKeyEpoch` when this device does not hold that key (yet).
+    static func key(for envelope: String, in keys: VaultKeyRing, what: @autoclosure () -> String) throws -> VaultKey {
+        guard let epoch = Envelope.keyEpoch(of: envelope) else {
+            throw CofferError.tampered("\(what()) failed to decrypt: it was altered, moved, or is not for this key")
+        }
+        guard let key = keys.key(epoch: epoch) else { throw CofferError.unknownKeyEpoch(what: what(), epoch: epoch, known: keys.current.epoch) }
+        return key
     }
 
     private static func open(_ envelope: String, key: SymmetricKey, context: EnvelopeContext, what: @autoclosure () -> String) throws -> Data {

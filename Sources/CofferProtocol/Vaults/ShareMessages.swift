@@ -102,19 +102,32 @@ public struct VaultMembersResponse: Codable, Sendable, Equatable {
     public init(members: [VaultMember]) { self.members = members }
 }
 
-/// `POST /api/vaults/:id/keys`: a new vault key after a revoke. `wrappedKeys` must name every
-/// current member exactly once (user id → that member's wrapped copy), so nobody is left behind.
+/// `POST /api/vaults/:id/keys`: a new vault key, usually with a revoke. `wrappedKeys` must name
+/// every member who stays exactly once (user id → that member's wrapped copy), so nobody is left
+/// behind; `removeUserIds` leave in the same transaction, so a removal never happens without its
+/// rotation. `keyEpoch` is the new key's epoch (the current one plus one; `key_epoch_changed`
+/// otherwise), and `keyHistory` the earlier keys sealed with the new one.
 public struct RotateVaultKeyRequest: Codable, Sendable, Equatable {
     public var encryptedMetadata: String
     public var wrappedKeys: [String: String]
+    public var keyEpoch: Int?
+    public var keyHistory: String?
+    public var removeUserIds: [String]?
 
-    public init(encryptedMetadata: String, wrappedKeys: [String: String]) {
+    public init(encryptedMetadata: String, wrappedKeys: [String: String], keyEpoch: Int? = nil, keyHistory: String? = nil, removeUserIds: [String]? = nil) {
         self.encryptedMetadata = encryptedMetadata
         self.wrappedKeys = wrappedKeys
+        self.keyEpoch = keyEpoch
+        self.keyHistory = keyHistory
+        self.removeUserIds = removeUserIds
     }
 }
 
 extension ErrorCode {
     public static let alreadyMember = "already_member"
     public static let membersChanged = "members_changed"
+    /// An item or vault name sealed under a vault key that is no longer the current one.
+    public static let staleKey = "stale_key"
+    /// A rotation based on a key epoch that is no longer current (another rotation came first).
+    public static let keyEpochChanged = "key_epoch_changed"
 }

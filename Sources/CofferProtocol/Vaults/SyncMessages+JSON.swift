@@ -85,6 +85,12 @@ extension VaultSummary {
             writer.raw(#","keySealedBy":"#)
             writer.string(keySealedBy)
         }
+        writer.raw(#","keyEpoch":"#)
+        writer.integer(Int64(keyEpoch))
+        if let keyHistory {
+            writer.raw(#","keyHistory":"#)
+            writer.string(keyHistory)
+        }
         writer.raw("}")
     }
 }
@@ -197,6 +203,8 @@ extension VaultSummary {
         var createdAt: Timestamp?
         var updatedAt: Timestamp?
         var keySealedBy: String?
+        var keyEpoch: Int64 = 1
+        var keyHistory: String?
         try reader.object { reader, key in
             switch key {
             case "id": id = try reader.string()
@@ -210,6 +218,8 @@ extension VaultSummary {
             case "createdAt": createdAt = try Timestamp(reading: &reader)
             case "updatedAt": updatedAt = try Timestamp(reading: &reader)
             case "keySealedBy": keySealedBy = try reader.optionalString()
+            case "keyEpoch": keyEpoch = try reader.int64()
+            case "keyHistory": keyHistory = try reader.optionalString()
             default: try reader.skipValue()
             }
         }
@@ -218,7 +228,8 @@ extension VaultSummary {
         }
         self.init(
             id: id, ownerId: ownerId, role: role, encryptedMetadata: encryptedMetadata, wrappedKey: wrappedKey, revision: revision,
-            createdAt: createdAt, updatedAt: updatedAt, keySealedBy: keySealedBy
+            createdAt: createdAt, updatedAt: updatedAt, keySealedBy: keySealedBy,
+            keyEpoch: Int(clamping: keyEpoch), keyHistory: keyHistory
         )
     }
 }

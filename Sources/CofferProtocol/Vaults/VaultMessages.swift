@@ -30,10 +30,16 @@ public struct VaultSummary: Codable, Sendable, Equatable {
     /// Who sealed `wrappedKey` to the caller's sharing key (HPKE): the sharer, or whoever last
     /// rotated the vault key. Nil when the caller wrapped it with its own account key.
     public var keySealedBy: String?
+    /// Which key of the vault `wrappedKey` is: 1 for the first, one more with every rotation.
+    /// Items and metadata sealed under any other epoch are refused by the server (`stale_key`).
+    public var keyEpoch: Int
+    /// The vault's earlier keys, sealed with the current one (an envelope; nil before the first
+    /// rotation), so that every member can still open history written before a rotation.
+    public var keyHistory: String?
 
     public init(
         id: String, ownerId: String, role: VaultRole, encryptedMetadata: String, wrappedKey: String, revision: Int64,
-        createdAt: Timestamp, updatedAt: Timestamp, keySealedBy: String? = nil
+        createdAt: Timestamp, updatedAt: Timestamp, keySealedBy: String? = nil, keyEpoch: Int = 1, keyHistory: String? = nil
     ) {
         self.id = id
         self.ownerId = ownerId
@@ -44,6 +50,24 @@ public struct VaultSummary: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.keySealedBy = keySealedBy
+        self.keyEpoch = keyEpoch
+        self.keyHistory = keyHistory
+    }
+}
+
+extension VaultSummary {
+    /// Summaries written before key epochs existed (an older server, a local cache) are epoch 1.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            id: try container.decode(String.self, forKey: .id), ownerId: try container.decode(String.self, forKey: .ownerId),
+            role: try container.decode(VaultRole.self, forKey: .role), encryptedMetadata: try container.decode(String.self, forKey: .encryptedMetadata),
+            wrappedKey: try container.decode(String.self, forKey: .wrappedKey), revision: try container.decode(Int64.self, forKey: .revision),
+            createdAt: try container.decode(Timestamp.self, forKey: .createdAt), updatedAt: try container.decode(Timestamp.self, forKey: .updatedAt),
+            keySealedBy: try container.decodeIfPresent(String.self, forKey: .keySealedBy),
+            keyEpoch: try container.decodeIfPresent(Int.self, forKey: .keyEpoch) ?? 1,
+            keyHistory: try container.decodeIfPresent(String.self, forKey: .keyHistory)
+        )
     }
 }
 

@@ -75,11 +75,29 @@ extension APIError {
                 .conflict, code: ErrorCode.membersChanged,
                 message: "the vault's members changed: wrappedKeys must name every current member exactly once"
             )
+        case .keyEpochChanged(let current):
+            self.init(
+                .conflict, code: ErrorCode.keyEpochChanged,
+                message: "the vault key was rotated meanwhile (current key epoch \(current)); read the vault again and retry"
+            )
+        case .staleKey(let current):
+            self = .staleKey(current: current)
         case .busy:
             self.init(
                 .serviceUnavailable, code: ErrorCode.unavailable, message: "the database is busy with conflicting writes; retry shortly",
                 headers: [.retryAfter: "1"]
             )
         }
+    }
+}
+
+extension APIError {
+    /// Something sealed under a vault key that was rotated away: the client fetches the vault's
+    /// current key, seals again and retries.
+    static func staleKey(current: Int) -> APIError {
+        APIError(
+            .conflict, code: ErrorCode.staleKey,
+            message: "sealed under a vault key that is no longer current (the vault is at key epoch \(current)); seal it with the current key and retry"
+        )
     }
 }

@@ -13,8 +13,14 @@ public protocol ShareStore: Sendable {
     func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws
     /// Ends the membership at once.
     func removeShare(id: String) async throws
-    /// Replaces the vault key: new metadata and one wrapped key per member, sealed by `sealedBy`
-    /// (whose own copy is wrapped with its account key). Throws `StoreError.membersChanged`
-    /// unless `wrappedKeys` names exactly the current members.
-    func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws
+    /// Replaces the vault key in one transaction: removes `removing` (never the owner), then new
+    /// metadata, key history and one wrapped key per remaining member, sealed by `sealedBy` (whose
+    /// own copy is wrapped with its account key), and moves the vault to `keyEpoch`. Throws
+    /// `StoreError.membersChanged` unless `wrappedKeys` names exactly the members who stay, and
+    /// `StoreError.keyEpochChanged` unless `keyEpoch` is the current epoch plus one. Returns the
+    /// shares removed.
+    func rotateVaultKey(
+        vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], keyEpoch: Int, keyHistory: String?,
+        removing: [String], at: Timestamp
+    ) async throws -> [Share]
 }

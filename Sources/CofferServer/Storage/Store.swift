@@ -101,6 +101,10 @@ public enum StoreError: Error, Equatable {
     case alreadyMember
     /// A key rotation did not name exactly the vault's current members.
     case membersChanged
+    /// A key rotation was based on an epoch that is no longer current.
+    case keyEpochChanged(current: Int)
+    /// Vault metadata sealed under a key epoch that is not the vault's current one.
+    case staleKey(current: Int)
 }
 
 /// Write-log arithmetic shared by both backends: given the timestamps of past events (newest window

@@ -1,3 +1,4 @@
+import CofferCrypto
 import CofferProtocol
 
 /// Vaults, memberships, items and their history (SPEC.md §6). Every change inside a vault takes
@@ -10,8 +11,9 @@ public protocol VaultStore: Sendable {
     func vaults(userId: String) async throws -> [VaultSummary]
     /// The vault as this user sees it, or nil for a non-member.
     func vault(id: String, userId: String) async throws -> VaultSummary?
-    /// Replaces the metadata; counts as a change inside the vault.
-    func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws
+    /// Replaces the metadata; counts as a change inside the vault. `StoreError.staleKey` when
+    /// `keyEpoch` (the metadata envelope's) is not the vault's current key epoch.
+    func updateVaultMetadata(id: String, encryptedMetadata: String, keyEpoch: Int, at: Timestamp) async throws
     /// Deletes the vault, its members, items and history.
     func deleteVault(id: String) async throws
 
@@ -51,6 +53,9 @@ public struct ItemChange: Sendable {
     public var versionsKept: Int
     /// `client` when this change resolves a conflict.
     public var resolution: String?
+    /// The vault key epoch `encryptedData` claims to be sealed under (nil for a deletion): a
+    /// change whose epoch is not the vault's current one is refused (`staleKey`).
+    public var keyEpoch: Int? { encryptedData.flatMap(Envelope.keyEpoch(of:)) }
 
     public init(
         vaultId: String, itemId: String, baseVersion: Int, encryptedData: String?, deleted: Bool, deviceId: String,
@@ -75,6 +80,8 @@ public enum ItemChangeOutcome: Sendable, Equatable {
     case conflict(current: Item, base: ItemVersion?)
     /// No such item in this vault (for an update or delete).
     case notFound
+    /// Sealed under a vault key epoch other than the current one; nothing was written.
+    case staleKey(current: Int)
 }
 
 public struct VaultStatus: Sendable, Equatable, Codable {

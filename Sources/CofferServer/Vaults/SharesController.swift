@@ -81,7 +81,23 @@ struct SharesController {
         for (userId, key) in body.wrappedKeys {
             try Self.requireWrappedKey(key, field: "wrappedKeys.\(userId)")
         }
-        try await store.rotateVaultKey(vaultId: vault.id, sealedBy: identity.userId, encryptedMetadata: body.encryptedMetadata, wrappedKeys: body.wrappedKeys, at: clock())
+        let keyEpoch = body.keyEpoch ?? vault.keyEpoch + 1
+        guard keyEpoch >= 2, keyEpoch <= Int(UInt32.max) else { throw APIError.invalidField("keyEpoch", "must be the vault's current key epoch plus one") }
+        if let history = body.keyHistory { try VaultsController.requireEnvelope(history, field: "keyHistory", limit: configuration.maxVaultMetadataSize) }
+        let removing = try (body.removeUserIds ?? []).map { try VaultIdentifiers.require($0, field: "removeUserIds") }
+        guard !removing.contains(vault.ownerId) else { throw APIError.invalidField("removeUserIds", "the owner cannot be removed from a vault") }
+        if !removing.isEmpty {
+            // Removing members is the admin's right over shares below admin, as with DELETE /api/shares/:id.
+            for share in try await store.shares(userId: identity.userId).outgoing where share.vaultId == vault.id && removing.contains(share.userId) {
+                _ = try await access.requireShare(id: share.id, changingTo: nil, userId: identity.userId)
+            }
+        }
+        let removed = try await store.rotateVaultKey(
+            vaultId: vault.id, sealedBy: identity.userId, encryptedMetadata: body.encryptedMetadata, wrappedKeys: body.wrappedKeys,
+            keyEpoch: keyEpoch, keyHistory: body.keyHistory, removing: removing, at: clock()
+        )
+        if !removed.isEmpty { await events.accessRevoked(vaultId: vault.id, userIds: removed.map(\.userId)) }
+        for share in removed { await auditBothSides(AuditEventType.shareRevoked, share, identity: identity) }
         let rotated = try await access.require(.read, vaultId: vault.id, userId: identity.userId)
         await events.vaultUpdated(vaultId: vault.id, revision: rotated.revision)
         return try JSONResponse.ok(rotated)

@@ -86,6 +86,8 @@ struct SyncController {
                 results[index] = PushResult(itemId: change.itemId, status: .conflict, current: current, base: base)
             case .notFound:
                 results[index] = Self.rejection(change.itemId, VaultAuthorization.notFound("item"))
+            case .staleKey(let current):
+                results[index] = Self.rejection(change.itemId, APIError.staleKey(current: current))
             }
         }
         await events.itemsChanged(applied)

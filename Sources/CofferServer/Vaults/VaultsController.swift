@@ -67,7 +67,9 @@ struct VaultsController {
         var request = request
         let body = try await request.decodeJSON(UpdateVaultRequest.self, limit: configuration.maxVaultMetadataSize + 16 * 1024)
         try Self.requireEnvelope(body.encryptedMetadata, field: "encryptedMetadata", limit: configuration.maxVaultMetadataSize)
-        try await store.updateVaultMetadata(id: vault.id, encryptedMetadata: body.encryptedMetadata, at: clock())
+        try await store.updateVaultMetadata(
+            id: vault.id, encryptedMetadata: body.encryptedMetadata, keyEpoch: Envelope.keyEpoch(of: body.encryptedMetadata) ?? Envelope.legacyEpoch, at: clock()
+        )
         let updated = try await access.require(.read, vaultId: vault.id, userId: identity.userId)
         await events.vaultUpdated(vaultId: vault.id, revision: updated.revision)
         return try JSONResponse.ok(updated)
@@ -192,6 +194,8 @@ struct VaultsController {
             )
         case .notFound:
             throw VaultAuthorization.notFound("item")
+        case .staleKey(let current):
+            throw APIError.staleKey(current: current)
         }
     }
 

@@ -130,6 +130,10 @@ extension Coffer {
                     "Conflicts:  \(status.openConflicts) open",
                 ]
                 if status.openConflicts > 0 { lines.append("Run `coffer conflicts list` to settle them.") }
+                for revoke in try await local.engine.pendingRevokes() {
+                    let step = revoke.step == "rotate" ? "removal and key rotation not done yet" : "key rotated; items not all re-encrypted yet"
+                    lines.append("Revoke:     \(revoke.email) from \(await local.vaultName(revoke.vaultId)): \(step)\(revoke.lastError.map { " (last attempt: \($0))" } ?? ""); the next sync finishes it")
+                }
                 try options.client.emit(status, text: lines.joined(separator: "\n"))
             }
         }

@@ -94,10 +94,19 @@ extension Coffer.Vault {
                     throw CLIError("\(email) is not a member of \"\(target.metadata.name)\"")
                 }
                 guard member.role != .owner else { throw CLIError("the owner cannot be removed from a vault") }
-                let rotation = try await sharing.revoke(target, member: member.userId)
+                let local = try await LocalSession.open(options)
+                let outcome: RevokeOutcome
+                do {
+                    outcome = try await local.engine.revoke(member: member, vaultId: target.summary.id)
+                } catch {
+                    let reason = (error as? CofferClientError).map(ClientErrorText.describe) ?? "\(error)"
+                    throw CLIError("revoking \(member.email) from \"\(target.metadata.name)\" did not finish: \(reason); it is recorded on this device and the next command finishes it (see `coffer status`)")
+                }
+                // This device's copy reads the new key and the re-encrypted items now, not at the next sync.
+                _ = try? await local.engine.sync()
                 try options.client.emit(
-                    RevokeRow(vaultId: target.summary.id, email: member.email, reencrypted: rotation?.reencrypted ?? 0),
-                    text: "Removed \(member.email) from \"\(target.metadata.name)\"; rotated the vault key and re-encrypted \(rotation?.reencrypted ?? 0) items."
+                    RevokeRow(vaultId: target.summary.id, email: member.email, reencrypted: outcome.reencrypted, keyEpoch: outcome.keyEpoch),
+                    text: "Removed \(member.email) from \"\(target.metadata.name)\"; rotated the vault key (key \(outcome.keyEpoch)) and re-encrypted \(outcome.reencrypted) items."
                 )
             }
         }
@@ -195,6 +204,7 @@ struct RevokeRow: Encodable {
     var vaultId: String
     var email: String
     var reencrypted: Int
+    var keyEpoch: Int
 }
 
 struct VerifyRow: Encodable {

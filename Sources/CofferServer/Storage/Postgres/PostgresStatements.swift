@@ -28,10 +28,11 @@ enum PostgresStatements {
     /// Every vault a user is a member of, oldest first.
     struct Memberships: PostgresPreparedStatement {
         static let sql = """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
+            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by,
+                v.key_epoch::int8, v.key_history
             FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.user_id = $1 ORDER BY v.created_at, v.id
             """
-        typealias Row = (String, String, String, String, String, Int64, Int64, Int64, String?)
+        typealias Row = (String, String, String, String, String, Int64, Int64, Int64, String?, Int64, String?)
         var userId: String
 
         func makeBindings() throws -> PostgresBindings {
@@ -80,25 +81,27 @@ enum PostgresStatements {
             ),
             m AS (
                 SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at,
-                    m.key_sealed_by, COALESCE(c.cursor, 0) AS cursor
+                    m.key_sealed_by, v.key_epoch::int8 AS key_epoch, v.key_history, COALESCE(c.cursor, 0) AS cursor
                 FROM vault_members m JOIN vaults v ON v.id = m.vault_id LEFT JOIN c ON c.vault_id = v.id
                 WHERE m.user_id = $1 AND EXISTS (SELECT 1 FROM ok)
             ),
             f AS (SELECT id, cursor FROM m WHERE revision > cursor ORDER BY created_at, id LIMIT 1)
             SELECT 0::int8 AS kind, id, owner_id, role, encrypted_metadata, wrapped_key, revision, created_at, updated_at, key_sealed_by,
                 NULL::text AS item_id, NULL::text AS data, NULL::int8 AS version, NULL::bool AS deleted, NULL::text AS device_id,
-                id IN (SELECT id FROM f) AS first
+                id IN (SELECT id FROM f) AS first, key_epoch, key_history
             FROM m
             UNION ALL
             SELECT 1::int8, i.vault_id, '', '', '', '', i.revision, i.created_at, i.updated_at, NULL, i.id, i.encrypted_data, i.version::int8, i.deleted, i.device_id,
-                true
+                true, 0::int8, NULL
             FROM f JOIN LATERAL (
                 SELECT * FROM items WHERE vault_id = f.id AND revision > f.cursor ORDER BY revision LIMIT $4
             ) i ON true
             UNION ALL
-            SELECT 2, '', '', '', '', '', 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM ok)
+            SELECT 2, '', '', '', '', '', 0, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, EXISTS (SELECT 1 FROM ok), 0::int8, NULL
             """
-        typealias Row = (Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?, Bool)
+        typealias Row = (
+            Int64, String, String, String, String, String, Int64, Int64, Int64, String?, String?, String?, Int64?, Bool?, String?, Bool, Int64, String?
+        )
         var identity: AuthIdentity
         var at: Timestamp
         var vaultIds: [String]

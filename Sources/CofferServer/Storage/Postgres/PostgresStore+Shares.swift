@@ -41,15 +41,17 @@ extension PostgresStore {
     private func shares(_ query: PostgresQuery) async throws -> [Share] {
         var shares: [Share] = []
         for try await row in try await client.query(query, logger: logger).decode(ShareRow.self) {
-            guard let role = VaultRole(rawValue: row.4) else { continue }
-            shares.append(
-                Share(
-                    id: row.0, vaultId: row.1, userId: row.2, email: row.3, role: role, grantedBy: row.5, grantedByEmail: row.6,
-                    createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8)
-                )
-            )
+            if let share = Self.share(row) { shares.append(share) }
         }
         return shares
+    }
+
+    private static func share(_ row: ShareRow) -> Share? {
+        guard let role = VaultRole(rawValue: row.4) else { return nil }
+        return Share(
+            id: row.0, vaultId: row.1, userId: row.2, email: row.3, role: role, grantedBy: row.5, grantedByEmail: row.6,
+            createdAt: Timestamp(milliseconds: row.7), updatedAt: Timestamp(milliseconds: row.8)
+        )
     }
 
     public func members(vaultId: String) async throws -> [VaultMember] {
@@ -78,10 +80,30 @@ extension PostgresStore {
         try await client.query("DELETE FROM vault_members WHERE share_id = \(id)", logger: logger)
     }
 
-    public func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+    public func rotateVaultKey(
+        vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], keyEpoch: Int, keyHistory: String?,
+        removing: [String], at: Timestamp
+    ) async throws -> [Share] {
         try await transaction { connection in
-            // The vault row lock keeps shares and revokes of this vault out until the rotation commits.
-            _ = try await connection.query("SELECT 1 FROM vaults WHERE id = \(vaultId) FOR UPDATE", logger: logger).collect()
+            // The vault row lock keeps shares, revokes, item writes and other rotations of this vault out until the rotation commits.
+            var locked: Int64?
+            for try await epoch in try await connection.query("SELECT key_epoch::int8 FROM vaults WHERE id = \(vaultId) FOR UPDATE", logger: logger).decode(Int64.self) {
+                locked = epoch
+            }
+            guard let current = locked else { throw StoreError.membersChanged }
+            guard keyEpoch == Int(current) + 1 else { throw StoreError.keyEpochChanged(current: Int(current)) }
+            var removed: [Share] = []
+            if !removing.isEmpty {
+                // The owner's membership has no share id, so it can never be removed here.
+                for try await row in try await connection.query(
+                    "\(unescaped: Self.shareSelect) WHERE m.vault_id = \(vaultId) AND m.user_id = ANY(\(removing)) AND m.share_id IS NOT NULL", logger: logger
+                ).decode(ShareRow.self) {
+                    if let share = Self.share(row) { removed.append(share) }
+                }
+                try await connection.query(
+                    "DELETE FROM vault_members WHERE vault_id = \(vaultId) AND user_id = ANY(\(removing)) AND share_id IS NOT NULL", logger: logger
+                )
+            }
             var members: [String] = []
             for try await userId in try await connection.query("SELECT user_id FROM vault_members WHERE vault_id = \(vaultId)", logger: logger).decode(String.self) {
                 members.append(userId)
@@ -96,9 +118,13 @@ extension PostgresStore {
                 logger: logger
             )
             try await connection.query(
-                "UPDATE vaults SET encrypted_metadata = \(encryptedMetadata), revision = revision + 1, updated_at = \(at.milliseconds) WHERE id = \(vaultId)",
+                """
+                UPDATE vaults SET encrypted_metadata = \(encryptedMetadata), key_epoch = \(keyEpoch), key_history = \(keyHistory),
+                    revision = revision + 1, updated_at = \(at.milliseconds) WHERE id = \(vaultId)
+                """,
                 logger: logger
             )
+            return removed
         }
     }
 }

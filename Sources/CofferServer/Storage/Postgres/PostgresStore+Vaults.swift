@@ -2,7 +2,7 @@ import CofferProtocol
 import PostgresNIO
 
 extension PostgresStore {
-    typealias VaultRow = (String, String, String, String, String, Int64, Int64, Int64, String?)
+    typealias VaultRow = (String, String, String, String, String, Int64, Int64, Int64, String?, Int64, String?)
     private typealias ItemRow = (String, String, String?, Int, Int64, Bool, Int64, Int64, String?)
     private typealias VersionRow = (Int, String?, Bool, Int64, Int64, String?, String?)
     private static let itemColumns = "id, vault_id, encrypted_data, version, revision, deleted, created_at, updated_at, device_id"
@@ -40,7 +40,8 @@ extension PostgresStore {
     public func vault(id: String, userId: String) async throws -> VaultSummary? {
         try await vaults(
             """
-            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
+            SELECT v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by,
+                v.key_epoch::int8, v.key_history
             FROM vault_members m JOIN vaults v ON v.id = m.vault_id WHERE m.vault_id = \(id) AND m.user_id = \(userId)
             """
         ).first
@@ -58,15 +59,25 @@ extension PostgresStore {
         guard let role = VaultRole(rawValue: row.2) else { return nil }
         return VaultSummary(
             id: row.0, ownerId: row.1, role: role, encryptedMetadata: row.3, wrappedKey: row.4, revision: row.5,
-            createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7), keySealedBy: row.8
+            createdAt: Timestamp(milliseconds: row.6), updatedAt: Timestamp(milliseconds: row.7), keySealedBy: row.8,
+            keyEpoch: Int(row.9), keyHistory: row.10
         )
     }
 
-    public func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws {
-        try await client.query(
-            "UPDATE vaults SET encrypted_metadata = \(encryptedMetadata), revision = revision + 1, updated_at = \(at.milliseconds) WHERE id = \(id)",
-            logger: logger
-        )
+    public func updateVaultMetadata(id: String, encryptedMetadata: String, keyEpoch: Int, at: Timestamp) async throws {
+        try await transaction { connection in
+            // The row lock orders this after (or before) a concurrent rotation, never in between.
+            var locked: Int64?
+            for try await epoch in try await connection.query("SELECT key_epoch::int8 FROM vaults WHERE id = \(id) FOR UPDATE", logger: logger).decode(Int64.self) {
+                locked = epoch
+            }
+            guard let current = locked else { return }
+            guard current == keyEpoch else { throw StoreError.staleKey(current: Int(current)) }
+            try await connection.query(
+                "UPDATE vaults SET encrypted_metadata = \(encryptedMetadata), revision = revision + 1, updated_at = \(at.milliseconds) WHERE id = \(id)",
+                logger: logger
+            )
+        }
     }
 
     public func deleteVault(id: String) async throws {
@@ -90,10 +101,12 @@ extension PostgresStore {
             // order means two pushes that touch the same vaults cannot wait on each other in a cycle.
             let vaultIds = Array(Set(changes.map(\.vaultId))).sorted()
             var revisions: [String: Int64] = [:]
-            for try await (id, revision) in try await connection.query(
-                "SELECT id, revision FROM vaults WHERE id = ANY(\(vaultIds)) ORDER BY id FOR UPDATE", logger: logger
-            ).decode((String, Int64).self) {
+            var epochs: [String: Int] = [:]
+            for try await (id, revision, epoch) in try await connection.query(
+                "SELECT id, revision, key_epoch::int8 FROM vaults WHERE id = ANY(\(vaultIds)) ORDER BY id FOR UPDATE", logger: logger
+            ).decode((String, Int64, Int64).self) {
                 revisions[id] = revision
+                epochs[id] = Int(epoch)
             }
             // A second statement, so that it reads with a snapshot taken after the locks were granted.
             var current: [String: Item] = [:]
@@ -139,6 +152,11 @@ extension PostgresStore {
                         }
                         continue
                     }
+                }
+                // Under the vault row lock, so a rotation cannot commit between this check and the write.
+                if let epoch = change.keyEpoch, let current = epochs[change.vaultId], epoch != current {
+                    outcomes.append(.staleKey(current: current))
+                    continue
                 }
                 let item = Item(
                     id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: (existing?.version ?? 0) + 1,
@@ -271,7 +289,7 @@ extension PostgresStore {
             if row.0 == 2 {
                 active = row.15
             } else if row.0 == 0 {
-                if let vault = Self.vault((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9)) { memberships.append(vault) }
+                if let vault = Self.vault((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9, row.16, row.17)) { memberships.append(vault) }
                 if row.15, first == nil { first = (row.1, []) }
             } else if let id = row.10, let version = row.12, let deleted = row.13 {
                 let item = Item(

@@ -202,5 +202,12 @@ enum SQLiteMigrations {
             "ALTER TABLE vault_members ADD COLUMN updated_at INTEGER",
             "CREATE UNIQUE INDEX vault_members_share ON vault_members(share_id)",
         ]),
+        (5, "key epochs", [
+            // Which vault key is current: 1 for the first, one more per rotation. Items and names
+            // sealed under another epoch are refused, so nothing new is written under a revoked key.
+            "ALTER TABLE vaults ADD COLUMN key_epoch INTEGER NOT NULL DEFAULT 1",
+            // The earlier keys sealed with the current one (opaque to the server).
+            "ALTER TABLE vaults ADD COLUMN key_history TEXT",
+        ]),
     ]
 }

@@ -84,8 +84,24 @@ extension SQLiteStore {
         }
     }
 
-    public func rotateVaultKey(vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], at: Timestamp) async throws {
+    public func rotateVaultKey(
+        vaultId: String, sealedBy: String, encryptedMetadata: String, wrappedKeys: [String: String], keyEpoch: Int, keyHistory: String?,
+        removing: [String], at: Timestamp
+    ) async throws -> [Share] {
         try await write { connection in
+            guard let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(vaultId)]).first?.int("key_epoch") else {
+                throw StoreError.membersChanged
+            }
+            guard keyEpoch == current + 1 else { throw StoreError.keyEpochChanged(current: current) }
+            var removed: [Share] = []
+            for userId in removing {
+                // The owner's membership has no share id, so it can never be removed here.
+                if let share = try connection.query("\(Self.shareSelect) WHERE m.vault_id = ? AND m.user_id = ? AND m.share_id IS NOT NULL", [.text(vaultId), .text(userId)])
+                    .first.flatMap(Self.share) {
+                    removed.append(share)
+                    try connection.query("DELETE FROM vault_members WHERE share_id = ?", [.text(share.id)])
+                }
+            }
             let members = try connection.query("SELECT user_id FROM vault_members WHERE vault_id = ?", [.text(vaultId)]).compactMap { $0.string("user_id") }
             guard Set(members) == Set(wrappedKeys.keys), members.count == wrappedKeys.count else { throw StoreError.membersChanged }
             for (userId, key) in wrappedKeys {
@@ -95,9 +111,10 @@ extension SQLiteStore {
                 )
             }
             try connection.query(
-                "UPDATE vaults SET encrypted_metadata = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
-                [.text(encryptedMetadata), .timestamp(at), .text(vaultId)]
+                "UPDATE vaults SET encrypted_metadata = ?, key_epoch = ?, key_history = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
+                [.text(encryptedMetadata), .integer(keyEpoch), keyHistory.map { .text($0) } ?? .null, .timestamp(at), .text(vaultId)]
             )
+            return removed
         }
     }
 }

@@ -3,7 +3,8 @@ import SQLiteNIO
 
 extension SQLiteStore {
     static let vaultColumns = """
-        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by
+        v.id, v.owner_id, m.role, v.encrypted_metadata, m.wrapped_key, v.revision, v.created_at, v.updated_at, m.key_sealed_by,
+        v.key_epoch, v.key_history
         """
 
     public func createVault(id: String, ownerId: String, encryptedMetadata: String, wrappedKey: String, at: Timestamp) async throws -> VaultSummary {
@@ -50,16 +51,19 @@ extension SQLiteStore {
             id: row.string("id") ?? "", ownerId: row.string("owner_id") ?? "", role: role,
             encryptedMetadata: row.string("encrypted_metadata") ?? "", wrappedKey: row.string("wrapped_key") ?? "",
             revision: row.int64("revision") ?? 0, createdAt: row.timestamp("created_at"), updatedAt: row.timestamp("updated_at"),
-            keySealedBy: row.string("key_sealed_by")
+            keySealedBy: row.string("key_sealed_by"), keyEpoch: row.int("key_epoch") ?? 1, keyHistory: row.string("key_history")
         )
     }
 
-    public func updateVaultMetadata(id: String, encryptedMetadata: String, at: Timestamp) async throws {
+    public func updateVaultMetadata(id: String, encryptedMetadata: String, keyEpoch: Int, at: Timestamp) async throws {
         try await write { connection in
-            try connection.query(
-                "UPDATE vaults SET encrypted_metadata = ?, revision = revision + 1, updated_at = ? WHERE id = ?",
-                [.text(encryptedMetadata), .timestamp(at), .text(id)]
+            let updated = try connection.query(
+                "UPDATE vaults SET encrypted_metadata = ?, revision = revision + 1, updated_at = ? WHERE id = ? AND key_epoch = ? RETURNING id",
+                [.text(encryptedMetadata), .timestamp(at), .text(id), .integer(keyEpoch)]
             )
+            if updated.isEmpty, let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(id)]).first?.int("key_epoch") {
+                throw StoreError.staleKey(current: current)
+            }
         }
     }
 
@@ -100,6 +104,13 @@ extension SQLiteStore {
                 ).first.map(Self.version)
                 return .conflict(current: current, base: base)
             }
+        }
+        if let epoch = change.keyEpoch {
+            // Checked by the one writer, so a rotation cannot slip in between check and write.
+            guard let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(change.vaultId)]).first?.int("key_epoch") else {
+                return .notFound
+            }
+            if epoch != current { return .staleKey(current: current) }
         }
         guard let revision = try connection.query(
             "UPDATE vaults SET revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision",

@@ -1,0 +1,84 @@
+import CofferCrypto
+import CofferProtocol
+import Foundation
+
+/// Vault key rotation as an event of the sync engine: every key a vault has had is kept (wrapped
+/// with the account key) in the local cache, so nothing this device holds ever becomes
+/// unreadable; a key it has not seen is fetched and verified; whatever is queued under an older
+/// key is sealed again under the current one before it is pushed.
+extension SyncEngine {
+    /// Opens `summary` (a tampered key, history or name stops here), refuses a key older than one
+    /// this device already holds, merges in every key kept locally, and keeps any new one.
+    @discardableResult
+    func adopt(_ summary: VaultSummary) async throws -> DecryptedVault {
+        var opened = try await vaultClient.decrypt(summary)
+        let (userId, accountKey, _) = try await vaultClient.identity()
+        let kept = try cache.vaultKeys(vaultId: summary.id)
+        if let newest = kept.map(\.epoch).max(), summary.keyEpoch < newest {
+            throw CofferError.tampered(
+                "the server presented key \(summary.keyEpoch) of vault \(summary.id) as current, but this device already holds its key \(newest)"
+            )
+        }
+        for key in kept where opened.keys.key(epoch: key.epoch) == nil {
+            opened.keys.add(try VaultCrypto.unwrap(key.wrapped, vaultId: summary.id, epoch: key.epoch, accountKey: accountKey, userId: userId))
+        }
+        let known = Set(kept.map(\.epoch))
+        let fresh = opened.keys.all.filter { !known.contains($0.epoch) }
+        if !fresh.isEmpty {
+            try cache.transaction {
+                for key in fresh {
+                    try cache.saveVaultKey(CachedVaultKey(
+                        vaultId: summary.id, epoch: key.epoch, wrapped: try VaultCrypto.wrap(key, vaultId: summary.id, accountKey: accountKey, userId: userId)
+                    ))
+                }
+            }
+        }
+        keys[summary.id] = opened
+        return opened
+    }
+
+    /// Reads a vault's current summary from the server (after a rotation elsewhere, or a
+    /// `stale_key` refusal), verifies it and stores it.
+    @discardableResult
+    func refreshVault(_ vaultId: String) async throws -> DecryptedVault {
+        let summary = try await transport.vault(id: vaultId)
+        let opened = try await adopt(summary)
+        try cache.refetchableTransaction {
+            try cache.saveVault(summary)
+            try cache.log("vault", vaultId: vaultId, detail: "key \(summary.keyEpoch)")
+        }
+        return opened
+    }
+
+    /// Seals again, under the vault's current key, every queued change of `vaultId` sealed
+    /// under an older one; returns how many. The content is unchanged: only its key.
+    @discardableResult
+    func resealQueued(vaultId: String) async throws -> Int {
+        let vault = try await vault(vaultId)
+        var resealed: [(Int64, String)] = []
+        for change in try cache.pending(vaultId: vaultId) {
+            guard let data = change.encryptedData, Envelope.keyEpoch(of: data) != vault.key.epoch else { continue }
+            let document = try VaultCrypto.openItem(data, itemId: change.itemId, vaultId: vaultId, keys: vault.keys)
+            resealed.append((change.seq, try VaultCrypto.sealItem(document, itemId: change.itemId, vaultId: vaultId, key: vault.key)))
+        }
+        guard !resealed.isEmpty else { return 0 }
+        try cache.transaction {
+            for (seq, data) in resealed { try cache.resealPending(seq: seq, encryptedData: data) }
+            try cache.log("resealed", vaultId: vaultId, detail: "\(resealed.count) queued changes sealed again under key \(vault.key.epoch)")
+        }
+        return resealed.count
+    }
+
+    /// `data` sealed under the vault's current key (itself when it already is).
+    func sealedUnderCurrentKey(_ data: String, itemId: String, vaultId: String) async throws -> String {
+        let vault = try await vault(vaultId)
+        guard Envelope.keyEpoch(of: data) != vault.key.epoch else { return data }
+        let document = try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: vault.keys)
+        return try VaultCrypto.sealItem(document, itemId: itemId, vaultId: vaultId, key: vault.key)
+    }
+
+    /// The key epoch of each vault in the local copy (for status displays and tests).
+    public func keyEpoch(vaultId: String) async throws -> Int {
+        try await vault(vaultId).key.epoch
+    }
+}
