@@ -56,17 +56,152 @@ struct ConflictResolverTests {
         #expect(decision.outcome == .keepServer && decision.fromServer == ["password"])
     }
 
-    @Test("merge: the same field changed on both sides falls back to the vault's policy")
+    @Test("merge: a field changed on both sides goes by the tie-break; the other fields still merge; a manual fallback leaves it to the user")
     func mergeContested() {
         let local = Self.edit({ $0.password = "local"; $0.notes = "n" }, at: 300, by: "l")
-        let server = Self.edit({ $0.password = "server" }, at: 200, by: "s")
+        let server = Self.edit({ $0.password = "server"; $0.url = "https://server.example" }, at: 200, by: "s")
         let lww = ConflictResolver.resolve(base: Self.base, local: local, server: server, policy: .merge, fallback: .lastWriteWins, localDevice: "l", serverDevice: "s")
-        #expect(lww.outcome == .push(local) && lww.contested == ["password"] && lww.policy == .lastWriteWins)
+        guard case .push(let merged) = lww.outcome else { Issue.record("expected a merge, got \(lww.outcome)"); return }
+        // The later edit (local) wins the password; the server's url is kept all the same.
+        #expect(merged.password == "local" && merged.notes == "n" && merged.url == "https://server.example")
+        #expect(lww.contested == ["password"] && lww.fromLocal == ["notes"] && lww.fromServer == ["url"] && lww.policy == .merge)
+        #expect(lww.contestedWinner == .local && lww.lost == [LostValue(field: .password, side: .server, value: "server")])
+        #expect(lww.summary == MergeSummary(fromLocal: ["notes"], fromServer: ["url"], contested: ["password"], contestedWinner: .local))
         let manual = ConflictResolver.resolve(base: Self.base, local: local, server: server, policy: .merge, fallback: .manual, localDevice: "l", serverDevice: "s")
-        #expect(manual.outcome == .manual && manual.contested == ["password"])
+        #expect(manual.outcome == .manual && manual.contested == ["password"] && manual.contestedWinner == nil && manual.lost.isEmpty)
         // Both sides set the same value: no conflict on that field.
         let same = Self.edit({ $0.password = "local" }, at: 100, by: "s")
         #expect(ConflictResolver.resolve(base: Self.base, local: local, server: same, policy: .merge, localDevice: "l", serverDevice: "s").contested.isEmpty)
+    }
+
+    @Test("merge: the reported case — username and notes here, username and url there: notes and url both kept, username by the tie-break")
+    func mergeKeepsOneSidedChangesBesideAContestedOne() {
+        let base = ItemDocument(title: "Mail", username: "alice", url: "https://mail.example", notes: "base notes", modifiedAt: Self.t0, modifiedBy: "device-0")
+        var one = base
+        one.username = "alice-1"; one.notes = "notes from 1"; one.modifiedAt = Timestamp(milliseconds: Self.t0.milliseconds + 10); one.modifiedBy = "device-1"
+        var three = base
+        three.username = "alice-3"; three.url = "https://three.example"; three.modifiedAt = Timestamp(milliseconds: Self.t0.milliseconds + 20); three.modifiedBy = "device-3"
+        let decision = ConflictResolver.resolve(base: base, local: three, server: one, policy: .merge, localDevice: "device-3", serverDevice: "device-1")
+        guard case .push(let merged) = decision.outcome else { Issue.record("expected a merge, got \(decision.outcome)"); return }
+        #expect(merged.username == "alice-3" && merged.notes == "notes from 1" && merged.url == "https://three.example")
+        #expect(decision.lost == [LostValue(field: .username, side: .server, value: "alice-1")])
+    }
+
+    /// Each field of the exhaustive test: every field has a base value, and each side's new values are distinct.
+    static let fullBase = ItemDocument(
+        title: "Bank", username: "alice", password: "one", url: "https://bank.example", notes: "base notes", modifiedAt: t0, modifiedBy: "device-0"
+    )
+
+    @Test("merge, exhaustively: every subset of fields changed here × every subset changed on the server, overlaps equal or different, every tie-break order, with and without the base")
+    func mergeExhaustive() {
+        let fields = ItemField.allCases
+        func check(localMask: Int, serverMask: Int, equalMask: Int, localOffset: Int64, serverOffset: Int64, localDevice: String, serverDevice: String, localWins: Bool, withBase: Bool) {
+            var local = Self.fullBase
+            var server = Self.fullBase
+            for (index, field) in fields.enumerated() {
+                let bit = 1 << index
+                if localMask & bit != 0 { field.set(equalMask & bit != 0 ? "both \(field)" : "local \(field)", in: &local) }
+                if serverMask & bit != 0 { field.set(equalMask & bit != 0 ? "both \(field)" : "server \(field)", in: &server) }
+            }
+            local.modifiedAt = Timestamp(milliseconds: Self.t0.milliseconds + localOffset)
+            local.modifiedBy = localDevice
+            server.modifiedAt = Timestamp(milliseconds: Self.t0.milliseconds + serverOffset)
+            server.modifiedBy = serverDevice
+            let label = "local \(localMask) server \(serverMask) equal \(equalMask) \(localDevice)@\(localOffset) vs \(serverDevice)@\(serverOffset) base \(withBase)"
+
+            // What the rules say, field by field.
+            var expected = Self.fullBase
+            var fromLocal: [String] = [], fromServer: [String] = [], contested: [String] = []
+            var lost: [LostValue] = []
+            for (index, field) in fields.enumerated() {
+                let bit = 1 << index
+                let localValue = field.value(in: local), serverValue = field.value(in: server)
+                if localValue == serverValue {
+                    field.set(localValue, in: &expected)  // unchanged (the base) or changed alike on both sides
+                } else if withBase && localMask & bit == 0 {
+                    field.set(serverValue, in: &expected)
+                    fromServer.append(field.rawValue)
+                } else if withBase && serverMask & bit == 0 {
+                    field.set(localValue, in: &expected)
+                    fromLocal.append(field.rawValue)
+                } else {
+                    // Without the base every differing field is contested.
+                    contested.append(field.rawValue)
+                    field.set(localWins ? localValue : serverValue, in: &expected)
+                    lost.append(LostValue(field: field, side: localWins ? .server : .local, value: localWins ? serverValue : localValue))
+                }
+            }
+
+            let decision = ConflictResolver.resolve(
+                base: withBase ? Self.fullBase : nil, local: local, server: server, policy: .merge, localDevice: localDevice, serverDevice: serverDevice
+            )
+            #expect(decision.fromLocal == fromLocal && decision.fromServer == fromServer && decision.contested == contested, "\(label): \(decision)")
+            #expect(decision.lost == lost, "\(label)")
+            #expect(decision.contestedWinner == (contested.isEmpty ? nil : (localWins ? .local : .server)), "\(label)")
+            let result: ItemDocument
+            switch decision.outcome {
+            case .push(let merged):
+                result = merged
+                #expect(merged.modifiedAt == max(local.modifiedAt, server.modifiedAt) && merged.modifiedBy == localDevice, "\(label)")
+            case .keepServer:
+                result = server
+            case .manual:
+                Issue.record("\(label): a merge with a last-write-wins fallback left the conflict to the user")
+                return
+            }
+            #expect(ItemField.differing(result, expected).isEmpty, "\(label): got \(result), expected \(expected)")
+            // The server's version stands exactly when nothing of this side's survives.
+            #expect((decision.outcome == .keepServer) == ItemField.differing(expected, server).isEmpty, "\(label)")
+
+            // The other device, settling the same conflict, reaches the same fields.
+            let mirrored = ConflictResolver.resolve(
+                base: withBase ? Self.fullBase : nil, local: server, server: local, policy: .merge, localDevice: serverDevice, serverDevice: localDevice
+            )
+            let mirroredResult: ItemDocument? = switch mirrored.outcome {
+            case .push(let merged): merged
+            case .keepServer: local
+            case .manual: nil
+            }
+            #expect(mirroredResult.map { ItemField.differing($0, expected).isEmpty } == true, "\(label): the other device reached \(String(describing: mirroredResult))")
+
+            // A manual fallback leaves exactly the contested cases to the user, and merges the rest the same way.
+            let manual = ConflictResolver.resolve(
+                base: withBase ? Self.fullBase : nil, local: local, server: server, policy: .merge, fallback: .manual, localDevice: localDevice, serverDevice: serverDevice
+            )
+            if contested.isEmpty {
+                #expect(manual == decision, "\(label)")
+            } else {
+                #expect(manual.outcome == .manual && manual.contested == contested && manual.lost.isEmpty, "\(label)")
+            }
+        }
+
+        // (local offset, server offset, local device, server device, whether local wins the tie-break)
+        let orders: [(Int64, Int64, String, String, Bool)] = [
+            (20, 10, "device-l", "device-s", true),  // local later
+            (10, 20, "device-l", "device-s", false),  // server later
+            (10, 10, "device-l", "device-s", false),  // same time: the larger device id wins
+            (10, 10, "device-z", "device-s", true),
+        ]
+        var cases = 0
+        for localMask in 0..<(1 << fields.count) {
+            for serverMask in 0..<(1 << fields.count) {
+                let overlap = localMask & serverMask
+                // Every subset of the overlap set to the same value on both sides, the rest to different values.
+                var equalMask = overlap
+                while true {
+                    for (localOffset, serverOffset, localDevice, serverDevice, localWins) in orders {
+                        for withBase in [true, false] {
+                            check(localMask: localMask, serverMask: serverMask, equalMask: equalMask, localOffset: localOffset, serverOffset: serverOffset,
+                                  localDevice: localDevice, serverDevice: serverDevice, localWins: localWins, withBase: withBase)
+                            cases += 1
+                        }
+                    }
+                    if equalMask == 0 { break }
+                    equalMask = (equalMask - 1) & overlap
+                }
+            }
+        }
+        #expect(cases == 3125 * 4 * 2)
     }
 
     @Test("merge without the base version treats every differing field as contested")

@@ -58,4 +58,43 @@ struct LocalCacheTests {
         try reopened.settleConflict(id: conflict.id, outcome: "user-kept-server", at: .now)
         #expect(try reopened.openConflictCount() == 0)
     }
+
+    @Test("A conflict keeps both sides, the base and the merge summary; a cache file from before they were kept still opens, its records without them")
+    func conflictSidesAndOldFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-cache-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("cache.sqlite").path
+        do {
+            // The first version of the schema, with one conflict recorded in it.
+            let old = try LocalDatabase(path: path)
+            try old.execute("""
+                CREATE TABLE conflicts (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL, vault_id TEXT NOT NULL, local_data TEXT,
+                    earlier TEXT NOT NULL, server_version INTEGER NOT NULL, base_version INTEGER NOT NULL, policy TEXT NOT NULL,
+                    outcome TEXT NOT NULL, state TEXT NOT NULL, detail TEXT, created_at INTEGER NOT NULL, resolved_at INTEGER);
+                INSERT INTO conflicts (item_id, vault_id, local_data, earlier, server_version, base_version, policy, outcome, state, created_at)
+                    VALUES ('i0', 'v', 'old mine', '[]', 2, 1, 'merge', 'merged', 'resolved', 1);
+                PRAGMA user_version = 1;
+                """)
+        }
+        let cache = try LocalCache(path: path)
+        let old = try #require(try cache.conflicts().first)
+        #expect(old.localData == "old mine" && old.serverData == nil && old.baseData == nil && old.merge == nil && !old.hasServerSide)
+        let summary = MergeSummary(fromLocal: ["url"], fromServer: ["notes"], contested: ["username"], contestedWinner: .local)
+        try cache.recordConflict(ConflictRecord(
+            id: 0, itemId: "i1", vaultId: "v", localData: "mine", earlier: [], serverVersion: 2, baseVersion: 1, policy: "merge",
+            outcome: "merged", state: .resolved, detail: nil, createdAt: .now, resolvedAt: .now,
+            serverData: "theirs", serverDeleted: false, serverDeviceId: "device-1", baseData: "base", merge: summary
+        ))
+        try cache.recordConflict(ConflictRecord(
+            id: 0, itemId: "i2", vaultId: "v", localData: "mine", earlier: [], serverVersion: 4, baseVersion: 3, policy: "merge",
+            outcome: "pushed-local", state: .resolved, detail: nil, createdAt: .now, resolvedAt: .now, serverDeleted: true
+        ))
+        // Reopened (already upgraded: nothing to migrate again).
+        let records = try LocalCache(path: path).conflicts()
+        #expect(records.count == 3)
+        #expect(records[1].serverData == "theirs" && records[1].serverDeleted == false && records[1].serverDeviceId == "device-1")
+        #expect(records[1].baseData == "base" && records[1].merge == summary && records[1].hasServerSide)
+        #expect(records[2].serverData == nil && records[2].serverDeleted == true && records[2].hasServerSide && records[2].merge == nil)
+    }
 }

@@ -192,9 +192,52 @@ extension Coffer.ItemCommand {
     }
 
     struct History: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the kept versions of an item (kept on the server).")
+        static let configuration = CommandConfiguration(
+            abstract: "List the kept versions of an item (kept on the server) and what changed in each; --version N shows one whole."
+        )
         @OptionGroup var options: AccountOptions
         @Argument(help: "Item id.") var id: String
+        @Option(name: .customLong("version"), help: "Show this kept version whole, as `coffer item restore --version` would write it back.") var shownVersion: Int?
+        @Flag(help: "Show passwords.") var reveal = false
+
+        /// One field a version changed, with its new value (nil: the field was cleared).
+        struct FieldChange: Encodable {
+            var field: String
+            var value: String?
+        }
+
+        /// One kept version, and how it differs from the previous kept one.
+        struct Entry: Encodable {
+            var version: Int
+            var createdAt: Timestamp
+            var deleted: Bool
+            var title: String?
+            var deviceId: String?
+            /// `client` or `server` when this version records a conflict resolution.
+            var resolution: String?
+            /// `created`, `edited`, `deleted`, `restored`, or `oldest-kept` (the versions before it are no longer kept).
+            var change: String
+            /// The version this one restored, when its content is exactly an earlier kept version's.
+            var restoredFrom: Int?
+            /// The fields that differ from the previous kept (not deleted) version; every field for the first.
+            var changes: [FieldChange]
+        }
+
+        /// A kept version shown whole.
+        struct VersionView: Encodable {
+            var id: String
+            var version: Int
+            var createdAt: Timestamp
+            var deleted: Bool
+            var deviceId: String?
+            var resolution: String?
+            var title: String?
+            var username: String?
+            var password: String?
+            var url: String?
+            var notes: String?
+            var modifiedAt: Timestamp?
+        }
 
         func run() async throws {
             try await runClientCommand {
@@ -209,19 +252,104 @@ extension Coffer.ItemCommand {
                 } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
                     throw CLIError("the version history is kept on the server, which cannot be reached (\(ClientErrorText.describe(error))); `coffer item get \(id)` shows the local copy")
                 }
-                struct Entry: Encodable {
-                    var version: Int
-                    var createdAt: Timestamp
-                    var deleted: Bool
-                    var title: String?
-                    var deviceId: String?
-                    var resolution: String?
+                let itemId = item.item.item.id
+                if let shownVersion {
+                    guard let (version, document) = history.first(where: { $0.0.version == shownVersion }) else {
+                        let kept = history.map { "v\($0.0.version)" }.joined(separator: ", ")
+                        throw CLIError("version \(shownVersion) of this item is not kept (kept: \(kept.isEmpty ? "none" : kept))")
+                    }
+                    let view = VersionView(
+                        id: itemId, version: version.version, createdAt: version.createdAt, deleted: version.deleted, deviceId: version.deviceId,
+                        resolution: version.resolution, title: document?.title, username: document?.username,
+                        password: document?.password.map { reveal ? $0 : "********" }, url: document?.url, notes: document?.notes, modifiedAt: document?.modifiedAt
+                    )
+                    try options.client.emit(view, text: Self.text(view, current: item.item.item.version))
+                    return
                 }
-                let entries = history.map { Entry(version: $0.0.version, createdAt: $0.0.createdAt, deleted: $0.0.deleted, title: $0.1?.title, deviceId: $0.0.deviceId, resolution: $0.0.resolution) }
-                let text = entries.map { "v\($0.version)  \($0.createdAt)  \($0.deleted ? "(deleted)" : $0.title ?? "")\($0.resolution.map { "  [resolved: \($0)]" } ?? "")" }
-                    .joined(separator: "\n")
-                try options.client.emit(entries, text: text)
+                let entries = Self.entries(history, reveal: reveal)
+                var lines: [String] = []
+                for entry in entries {
+                    var label: [String] = switch entry.change {
+                    case "created": ["created"]
+                    case "deleted": ["deleted"]
+                    case "restored": [entry.restoredFrom.map { "restored v\($0)" } ?? "restored"]
+                    case "oldest-kept": ["oldest kept version"]
+                    default: entry.changes.isEmpty ? ["no field changed"] : []
+                    }
+                    if entry.change == "edited" || entry.change == "restored", !entry.changes.isEmpty {
+                        label.append("changed " + entry.changes.map(\.field).joined(separator: ", "))
+                    }
+                    let resolution = switch entry.resolution {
+                    case "client": "  [settled a conflict]"
+                    case "server": "  [kept when a conflict was settled]"
+                    case let other?: "  [resolved: \(other)]"
+                    case nil: ""
+                    }
+                    lines.append("v\(entry.version)  \(entry.createdAt)  \(entry.deleted ? "(deleted)" : entry.title ?? "")  \(label.joined(separator: "; "))\(resolution)")
+                    for change in entry.changes {
+                        lines.append("      " + "\(change.field):".padding(toLength: 10, withPad: " ", startingAt: 0) + (change.value ?? "(cleared)"))
+                    }
+                }
+                if let earlier = entries.first(where: { !$0.deleted && $0.version != item.item.item.version }) {
+                    lines += ["", "Show a version whole with `coffer item history \(itemId) --version \(earlier.version)`; write it back with `coffer item restore \(itemId) --version \(earlier.version)`."]
+                }
+                try options.client.emit(entries, text: lines.joined(separator: "\n"))
             }
+        }
+
+        /// The history newest first, as the server lists it, each version compared with the
+        /// previous kept one that still had content (a restore after a deletion is compared with
+        /// what was deleted).
+        static func entries(_ history: [(ItemVersion, ItemDocument?)], reveal: Bool) -> [Entry] {
+            let oldestFirst = history.sorted { $0.0.version < $1.0.version }
+            var entries: [Entry] = []
+            var previous: ItemDocument?
+            var previousDeleted = false
+            var earlier: [(version: Int, document: ItemDocument)] = []
+            func masked(_ field: ItemField, _ document: ItemDocument) -> String? {
+                let value = field.value(in: document)
+                return field == .password && !reveal ? value.map { _ in "********" } : value
+            }
+            for (index, (version, document)) in oldestFirst.enumerated() {
+                var entry = Entry(
+                    version: version.version, createdAt: version.createdAt, deleted: version.deleted, title: document?.title,
+                    deviceId: version.deviceId, resolution: version.resolution, change: "edited", changes: []
+                )
+                if let document, !version.deleted {
+                    // A restore writes an old version's content back exactly, modification time included.
+                    entry.restoredFrom = earlier.last(where: { $0.document == document })?.version
+                    if let previous {
+                        entry.changes = ItemField.differing(previous, document).map { FieldChange(field: $0.rawValue, value: masked($0, document)) }
+                        if previousDeleted || entry.restoredFrom != nil { entry.change = "restored" }
+                    } else {
+                        entry.change = index == 0 && version.version > 1 ? "oldest-kept" : "created"
+                        entry.changes = ItemField.allCases.compactMap { field in masked(field, document).map { FieldChange(field: field.rawValue, value: $0) } }
+                    }
+                    previous = document
+                    earlier.append((version.version, document))
+                } else {
+                    entry.change = "deleted"
+                }
+                previousDeleted = version.deleted
+                entries.append(entry)
+            }
+            return entries.reversed()
+        }
+
+        static func text(_ view: VersionView, current: Int) -> String {
+            var lines = ["Version \(view.version) of \(view.id), written \(view.createdAt)\(view.version == current ? " (the current version)" : "")"]
+            guard !view.deleted else {
+                lines.append("  (the item was deleted in this version; restore an earlier one)")
+                return lines.joined(separator: "\n")
+            }
+            lines.append("  title:    \(view.title ?? "")")
+            if let username = view.username { lines.append("  username: \(username)") }
+            if let password = view.password { lines.append("  password: \(password)") }
+            if let url = view.url { lines.append("  url:      \(url)") }
+            if let notes = view.notes { lines.append("  notes:    \(notes)") }
+            if let modifiedAt = view.modifiedAt { lines.append("  edited:   \(modifiedAt)") }
+            if view.version != current { lines += ["", "Write it back with `coffer item restore \(view.id) --version \(view.version)`."] }
+            return lines.joined(separator: "\n")
         }
     }
 
