@@ -44,8 +44,8 @@ struct SyncEndToEndTests {
 
         let add = try await a(["item", "add", "Personal", "--title", "Written offline", "--username", "alice"], server: first.url)
         #expect(add.status == 0, "\(add.stderr)")
-        #expect(add.stdoutText.contains("on this device; `coffer sync` pushes it when the server is back"))
-        #expect(add.stderr.contains("offline"))
+        #expect(add.stdoutText.contains("on this device; not yet pushed: offline (cannot reach the server"))
+        #expect(add.stdoutText.contains("`coffer sync` pushes it when the server is back"))
         // The local copy and its journal are private to the user.
         let files = try FileManager.default.contentsOfDirectory(atPath: a.config).filter { $0.hasPrefix("cache-") }
         #expect(!files.isEmpty)  // the database (its write-ahead log is removed on a clean exit)

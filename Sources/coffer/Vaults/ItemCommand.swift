@@ -88,12 +88,12 @@ extension Coffer.ItemCommand {
                 let target = try await local.vault(vault)
                 // On disk before anything goes over the network: a crash from here on loses nothing.
                 let queued = try await local.engine.addItem(document, vaultId: target.summary.id)
-                let online = try await local.syncIfOnline() != nil
-                let item = try await local.engine.item(id: queued.item.item.id) ?? queued
-                let text = online
-                    ? "Added \"\(title)\" (\(item.item.item.id)) to \(target.metadata.name)."
-                    : "Added \"\(title)\" (\(item.item.item.id)) to \(target.metadata.name) on this device; `coffer sync` pushes it when the server is back."
-                try options.client.emit(ItemView(item.item, reveal: false), text: text)
+                // Queued from here on: whatever the round does, the command reports the item as added.
+                let (outcome, current) = await local.push(queuedChangeOf: queued.item.item.id)
+                let item = current ?? queued
+                let added = "Added \"\(title)\" (\(item.item.item.id)) to \(target.metadata.name)"
+                try outcome.throwIfRefused("\"\(title)\"")
+                try options.client.emit(QueuedChangeJSON(base: ItemView(item.item, reveal: false), outcome: outcome), text: outcome.onThisDevice(added) ?? "\(added).")
             }
         }
     }
@@ -130,20 +130,19 @@ extension Coffer.ItemCommand {
                     throw CLIError("this item is deleted; restore it first (`coffer item history`)")
                 }
                 try fields.apply(to: &document)
-                try await local.engine.editItem(id: item.item.item.id, document: document)
-                let report = try await local.syncIfOnline()
-                let updated = try await local.item(id)
-                let text: String
-                if report == nil {
-                    text = "Saved \"\(document.title)\" on this device; `coffer sync` pushes it when the server is back."
-                } else if updated.pendingChanges > 0 {
-                    text = "Saved \"\(document.title)\" on this device; it is still waiting to be pushed (see `coffer status`)."
-                } else if (report?.conflicts ?? 0) > 0 {
-                    text = "Saved \"\(document.title)\" as version \(updated.item.item.version) after settling a conflict with another device (see `coffer conflicts list --all`)."
-                } else {
-                    text = "Saved \"\(document.title)\" as version \(updated.item.item.version)."
+                let queued = try await local.engine.editItem(id: item.item.item.id, document: document)
+                // Queued from here on: whatever the round does, the command reports the edit as saved.
+                let (outcome, current) = await local.push(queuedChangeOf: item.item.item.id)
+                let updated = current ?? queued
+                let saved = "Saved \"\(document.title)\""
+                try outcome.throwIfRefused("\"\(document.title)\"")
+                let text = switch outcome {
+                case .pushed: "\(saved) as version \(updated.item.item.version)."
+                case .settled(let conflict):
+                    "\(saved) as version \(updated.item.item.version) after settling a conflict with another device (conflict \(conflict), see `coffer conflicts list --all`)."
+                case .waiting, .conflict, .refused: outcome.onThisDevice(saved) ?? "\(saved)."
                 }
-                try options.client.emit(ItemView(updated.item, reveal: false), text: text)
+                try options.client.emit(QueuedChangeJSON(base: ItemView(updated.item, reveal: false), outcome: outcome), text: text)
             }
         }
     }
@@ -159,13 +158,21 @@ extension Coffer.ItemCommand {
                 let item = try await local.item(id)
                 guard !item.item.item.deleted else { throw CLIError("not found (or you have no access to it)") }
                 try await local.engine.deleteItem(id: item.item.item.id)
-                let online = try await local.syncIfOnline() != nil
-                let tombstone = try await local.item(id)
+                // Queued from here on: whatever the round does, the command reports the item as deleted.
+                let (outcome, current) = await local.push(queuedChangeOf: item.item.item.id)
                 let title = item.item.document?.title ?? id
-                let text = online && tombstone.pendingChanges == 0
-                    ? "Deleted \"\(title)\"; restore it with `coffer item restore \(tombstone.item.item.id) --version \(tombstone.item.item.version - 1)`."
-                    : "Deleted \"\(title)\" on this device; `coffer sync` pushes the deletion when the server is back."
-                try options.client.emit(tombstone.item.item, text: text)
+                var tombstone = current?.item.item ?? item.item.item
+                if current == nil { tombstone.deleted = true }
+                try outcome.throwIfRefused("\"\(title)\"")
+                let text = switch outcome {
+                case .settled(let conflict) where !tombstone.deleted:
+                    // An edit beats a delete: the other device's change is kept, the deletion is recorded.
+                    "Not deleted \"\(title)\": another device changed it meanwhile, and the change was kept (conflict \(conflict), see `coffer conflicts list --all`)."
+                case .pushed, .settled:
+                    "Deleted \"\(title)\"; restore it with `coffer item restore \(tombstone.id) --version \(tombstone.version - 1)`."
+                case .waiting, .conflict, .refused: outcome.onThisDevice("Deleted \"\(title)\"") ?? "Deleted \"\(title)\"."
+                }
+                try options.client.emit(QueuedChangeJSON(base: tombstone, outcome: outcome), text: text)
             }
         }
     }

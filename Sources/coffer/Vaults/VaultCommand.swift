@@ -20,6 +20,7 @@ extension Coffer {
                     let vaults: [DecryptedVault]
                     do {
                         vaults = try await VaultClient(client: options.makeClient()).vaults()
+                        await Self.catchUp(options, with: vaults)
                     } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
                         // Offline: the vaults this device synced last.
                         Terminal.note("offline (\(ClientErrorText.describe(error))); listing the local copy")
@@ -31,6 +32,23 @@ extension Coffer {
                             + rows.map { "\($0.id)  \($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String($0.revision).padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.name)" })
                         .joined(separator: "\n")
                     try options.client.emit(rows, text: text)
+                }
+            }
+
+            /// Brings the local copy up to date when it lists other vaults, names or roles than the
+            /// server (a vault deleted, renamed, shared or created elsewhere), so that `item list` and
+            /// an offline `vault list` agree with what was just printed. Best effort: the server's list
+            /// is printed whatever happens here.
+            private static func catchUp(_ options: AccountOptions, with server: [DecryptedVault]) async {
+                func shape(_ vaults: [DecryptedVault]) -> Set<[String]> {
+                    Set(vaults.map { [$0.summary.id, $0.metadata.name, $0.summary.role.rawValue] })
+                }
+                do {
+                    let local = try await LocalSession.open(options)
+                    if let cached = try? await local.engine.vaults(), shape(cached) == shape(server) { return }
+                    try await local.engine.sync(refreshVaults: true)
+                } catch {
+                    Terminal.note("the local copy could not be brought up to date: \(describeFailure(error))")
                 }
             }
         }
@@ -87,7 +105,18 @@ extension Coffer {
                         guard readLine() == target.metadata.name else { throw CLIError("not confirmed; nothing was deleted") }
                     }
                     try await vaults.deleteVault(id: target.summary.id)
-                    try options.client.emit(SuccessResponse(), text: "Deleted vault \"\(target.metadata.name)\".")
+                    // The server confirmed it: the local copy forgets the vault now, not at the next sync.
+                    var text = "Deleted vault \"\(target.metadata.name)\"."
+                    do {
+                        let kept = try await LocalSession.open(options).engine.forgetDeletedVault(id: target.summary.id)
+                        if kept > 0 {
+                            text = "Deleted vault \"\(target.metadata.name)\"; changes to \(kept) \(kept == 1 ? "item" : "items") on this device that were never pushed "
+                                + "are kept as refused changes (see `coffer conflicts list --all`)."
+                        }
+                    } catch {
+                        text = "Deleted vault \"\(target.metadata.name)\" on the server; this device's copy keeps it until the next `coffer sync` (\(describeFailure(error)))."
+                    }
+                    try options.client.emit(SuccessResponse(), text: text)
                 }
             }
         }
