@@ -51,8 +51,9 @@ struct RealtimeTests {
             #expect(await inbox.next()?.code == "bad_message")
             try await socket.send(RealtimeClientMessage(type: "DANCE"))
             #expect(await inbox.next()?.code == "unknown_type")
+            // AUTH again on the open socket (a renewal, here with the same token) is answered, not refused.
             try await socket.send(.auth(token: alice.token, deviceId: alice.account.deviceId))
-            #expect(await inbox.next()?.code == "already_authenticated")
+            #expect(await inbox.next()?.type == RealtimeType.authSuccess)
             await socket.close()
 
             // A bad token: AUTH_FAILED, then closed with 1008.
@@ -208,6 +209,43 @@ struct RealtimeTests {
             let ended = await inbox.next(within: .seconds(3))
             #expect(ended?.type == RealtimeType.sessionRevoked && ended?.code == "token_expired")
             #expect(await inbox.closed(within: .seconds(2)))
+        }
+    }
+
+    @Test("AUTH with a renewed token of the same session moves the socket's expiry; another session's token ends the socket", arguments: TestBackend.available)
+    func renewedAuthKeepsTheSocket(_ backend: TestBackend) async throws {
+        let clock = TestClock()
+        try await makeTestApp(backend, clock: clock, { $0.accessTokenLifetime = 2 }).test(.live) { client in
+            let base = "http://127.0.0.1:\(try #require(client.port))"
+            let alice = try await SignedInUser.register(client)
+            let connectedAt = ContinuousClock.now
+            let (socket, inbox) = try await Self.connect(base, alice)
+
+            // A second later (on the server's clock) the device refreshes: its new token expires a second after the first.
+            clock.advance(seconds: 1)
+            let refreshed = try await client.json(.post, "/api/auth/refresh", RefreshRequest(refreshToken: alice.session.refreshToken))
+            let tokens = try refreshed.decode(TokenResponse.self)
+            try await socket.send(.auth(token: tokens.accessToken, deviceId: alice.account.deviceId))
+            let renewed = await inbox.next()
+            #expect(renewed?.type == RealtimeType.authSuccess && renewed?.userId == alice.session.user.id)
+
+            // The socket outlives its first token and ends with the renewed one.
+            let ended = await inbox.next(within: .seconds(6))
+            let lived = ContinuousClock.now - connectedAt
+            #expect(ended?.type == RealtimeType.sessionRevoked && ended?.code == "token_expired")
+            #expect(lived >= .milliseconds(2900), "the socket ended after \(lived), before its renewed token expired")
+            #expect(await inbox.closed(within: .seconds(2)))
+
+            // A valid token of another session (another device of the same account) is not this socket's: AUTH_FAILED, closed.
+            let phone = try await Self.secondDevice(client, alice)
+            var renewedSession = alice.session
+            renewedSession.accessToken = tokens.accessToken
+            let (other, otherInbox) = try await Self.connect(base, SignedInUser(account: alice.account, session: renewedSession))
+            try await other.send(.auth(token: phone.token, deviceId: alice.account.deviceId))
+            let refused = await otherInbox.next()
+            #expect(refused?.type == RealtimeType.authFailed && refused?.code == "unauthorized")
+            #expect(await otherInbox.closed(within: .seconds(2)))
+            #expect(other.closeCode == 1008)
         }
     }
 

@@ -13,6 +13,10 @@ public actor CofferClient {
     public private(set) var session: StoredSession?
     /// How long the last key derivation took (reported apart from server time).
     public private(set) var lastKDFDuration: Duration = .zero
+    /// The renewal in flight, which concurrent callers share.
+    private var refreshing: Task<StoredSession, any Error>?
+    /// Refresh tokens this client has spent, newest last.
+    private var spentRefreshTokens: [String] = []
 
     public init(api: APIClient, sessionStore: SessionStore? = nil) throws {
         self.api = api
@@ -35,7 +39,7 @@ public actor CofferClient {
             device: device
         )
         let response: SessionResponse = try await api.send(.POST, "/api/auth/register", body: request)
-        return try established(response, email: email, deviceId: device.id, kdf: kdf.descriptor, accountKey: secrets.accountKey)
+        return try await established(response, email: email, deviceId: device.id, kdf: kdf.descriptor, accountKey: secrets.accountKey)
     }
 
     /// Logs in by signing a fresh server challenge with the password-derived login key.
@@ -54,16 +58,18 @@ public actor CofferClient {
         )
         let secrets = try openBundle(response.keys, masterKey: masterKey, email: email)
         try sessionStore?.rememberKDF(prelogin.kdf, email: email)
-        return try established(response, email: email, deviceId: device.id, kdf: prelogin.kdf, accountKey: secrets.accountKey)
+        return try await established(response, email: email, deviceId: device.id, kdf: prelogin.kdf, accountKey: secrets.accountKey)
     }
 
     /// Ends this device's session on the server and forgets it locally.
     public func logout() async throws {
-        defer {
-            session = nil
-            try? sessionStore?.deleteSession()
+        do {
+            let _: SuccessResponse = try await authorized(.POST, "/api/auth/logout", body: Optional<Int>.none)
+        } catch {
+            await forgetSession()
+            throw error
         }
-        let _: SuccessResponse = try await authorized(.POST, "/api/auth/logout", body: Optional<Int>.none)
+        await forgetSession()
     }
 
     public func me() async throws -> MeResponse {
@@ -93,10 +99,9 @@ public actor CofferClient {
         )
         let _: SuccessResponse = try await authorized(.POST, "/api/auth/password", body: request)
         try sessionStore?.rememberKDF(kdf.descriptor, email: session.email)
-        if var updated = self.session {
+        try await updateSession { updated in
             updated.kdf = kdf.descriptor
             updated.keys = AccountKeysPayload(encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey)
-            try store(updated)
         }
     }
 
@@ -110,8 +115,7 @@ public actor CofferClient {
         let keys = try AccountKeys(masterKey: try derive(password: password, salt: salt, parameters: parameters))
         let proof = try await signedChallenge(action: AuthAction.deleteAccount, email: session.email, loginKey: keys.loginKey)
         let _: SuccessResponse = try await authorized(.DELETE, "/api/auth/account", body: DeleteAccountRequest(challenge: proof.challenge, signature: proof.signature))
-        self.session = nil
-        try? sessionStore?.deleteSession()
+        await forgetSession()
     }
 
     // MARK: Devices and audit
@@ -133,35 +137,90 @@ public actor CofferClient {
 
     // MARK: Plumbing
 
-    /// Sends with the access token, refreshing it first when it is about to expire and once more after a 401.
+    /// Sends with the access token, refreshing it first when it is within its margin of expiry
+    /// and once more after a 401.
     public func authorized<Response: Decodable & Sendable>(_ method: HTTPMethod, _ path: String, body: (some Encodable & Sendable)?) async throws -> Response {
-        guard var session else { throw CofferError.notLoggedIn }
-        if session.accessExpiresAt <= Timestamp.now.adding(seconds: 30) {
-            session = try await refresh(session)
-        }
+        let session = try await usableSession()
         do {
             return try await api.send(method, path, body: body, bearer: session.accessToken)
         } catch let error as CofferClientError where error.status == 401 && error.code == ErrorCode.unauthorized {
-            session = try await refresh(session)
-            return try await api.send(method, path, body: body, bearer: session.accessToken)
+            let renewed = try await renewed(after: session, rejected: true)
+            return try await api.send(method, path, body: body, bearer: renewed.accessToken)
         }
     }
 
-    /// An access token valid for at least 30 more seconds (for the WebSocket AUTH message).
+    /// An access token outside its refresh margin (for the WebSocket AUTH message).
     public func freshAccessToken() async throws -> String {
-        guard var session else { throw CofferError.notLoggedIn }
-        if session.accessExpiresAt <= Timestamp.now.adding(seconds: 30) {
-            session = try await refresh(session)
-        }
-        return session.accessToken
+        try await usableSession().accessToken
     }
 
-    private func refresh(_ current: StoredSession) async throws -> StoredSession {
+    /// An access token outside its refresh margin, and when it is due for renewal: a long-lived
+    /// WebSocket authenticates again with a new one then.
+    public func freshAccessGrant() async throws -> (token: String, renewAt: Timestamp) {
+        let session = try await usableSession()
+        return (session.accessToken, session.renewAt)
+    }
+
+    /// The session, renewed first if its access token is within its margin of expiry.
+    private func usableSession() async throws -> StoredSession {
+        guard let session else { throw CofferError.notLoggedIn }
+        return session.needsRefresh() ? try await renewed(after: session, rejected: false) : session
+    }
+
+    /// One renewal at a time: callers that arrive while one is in flight wait for it, and a caller
+    /// whose session was renewed while it waited for an answer takes the renewed one.
+    /// `rejected`: the server refused `stale`'s access token (401), whatever its expiry says.
+    private func renewed(after stale: StoredSession, rejected: Bool) async throws -> StoredSession {
+        if let refreshing { return try await refreshing.value }
+        guard let current = session else { throw CofferError.notLoggedIn }
+        let renewedMeanwhile = current.accessToken != stale.accessToken
+        if renewedMeanwhile, !current.needsRefresh() { return current }
+        // Always from the newest session this client holds: `stale`'s refresh token may be spent.
+        let task = Task { try await self.renewUnderLock(current, rejected: rejected && !renewedMeanwhile) }
+        refreshing = task
+        defer { refreshing = nil }
+        return try await task.value
+    }
+
+    /// Holding the session lock: another process of this device may have renewed the session
+    /// already, spending the refresh token this one holds; then its session, read back from the
+    /// file, is taken without a network call (or renewed from its own, unspent, refresh token).
+    private func renewUnderLock(_ held: StoredSession, rejected: Bool) async throws -> StoredSession {
+        guard let sessionStore else { return try await exchange(held) }
+        let lock = try await sessionStore.lockSession()
+        defer { lock.release() }
+        guard let onDisk = try sessionStore.loadSession() else {
+            // Logged out by another command: nothing left to renew.
+            session = nil
+            throw CofferError.notLoggedIn
+        }
+        guard onDisk.userId == held.userId, onDisk.deviceId == held.deviceId, onDisk.server == held.server else {
+            throw CofferClientError.server(
+                status: 401, code: ErrorCode.unauthorized, message: "this device has since logged in to another account or server"
+            )
+        }
+        guard onDisk.refreshToken != held.refreshToken, !spentRefreshTokens.contains(onDisk.refreshToken) else {
+            return try await exchange(held)
+        }
+        let usable = !onDisk.needsRefresh() && (!rejected || onDisk.accessToken != held.accessToken)
+        if usable {
+            session = onDisk
+            return onDisk
+        }
+        return try await exchange(onDisk)
+    }
+
+    /// Spends `current`'s refresh token for new tokens and saves them (the caller holds the lock).
+    private func exchange(_ current: StoredSession) async throws -> StoredSession {
         let tokens: TokenResponse = try await api.send(.POST, "/api/auth/refresh", body: RefreshRequest(refreshToken: current.refreshToken))
+        // Remembered so that a session file left behind by a failed write is never spent again.
+        spentRefreshTokens.append(current.refreshToken)
+        if spentRefreshTokens.count > 16 { spentRefreshTokens.removeFirst() }
         var updated = current
         updated.accessToken = tokens.accessToken
         updated.refreshToken = tokens.refreshToken
         updated.accessExpiresAt = Timestamp.now.adding(seconds: Int64(tokens.expiresIn))
+        updated.accessLifetime = Int64(tokens.expiresIn)
         try store(updated)
         return updated
     }
@@ -171,15 +230,42 @@ public actor CofferClient {
         return (challenge.challenge, try LoginProof.sign(email: email, challenge: challenge.challenge, action: action, loginKey: loginKey))
     }
 
-    private func established(_ response: SessionResponse, email: String, deviceId: String, kdf: KDFDescriptor, accountKey: SymmetricKey) throws -> StoredSession {
+    private func established(_ response: SessionResponse, email: String, deviceId: String, kdf: KDFDescriptor, accountKey: SymmetricKey) async throws -> StoredSession {
         let stored = StoredSession(
             server: api.baseURL, userId: response.user.id, email: email, deviceId: deviceId, accessToken: response.accessToken,
             accessExpiresAt: Timestamp.now.adding(seconds: Int64(response.expiresIn)), refreshToken: response.refreshToken, kdf: kdf,
-            accountKey: accountKey.withUnsafeBytes { Base64URL.encode(Data($0)) }, keys: response.keys
+            accountKey: accountKey.withUnsafeBytes { Base64URL.encode(Data($0)) }, keys: response.keys,
+            accessLifetime: Int64(response.expiresIn)
         )
         try sessionStore?.rememberKDF(kdf, email: email)
+        // Under the lock, so that a refresh in another process cannot write its older session over this one.
+        let lock = try await sessionStore?.lockSession()
+        defer { lock?.release() }
         try store(stored)
         return stored
+    }
+
+    /// Changes the stored session under the lock, starting from the file (which may hold tokens
+    /// another process renewed) so that no newer refresh token is overwritten by a spent one.
+    private func updateSession(_ change: (inout StoredSession) -> Void) async throws {
+        let lock = try await sessionStore?.lockSession()
+        defer { lock?.release() }
+        guard var updated = session else { return }
+        if let onDisk = try sessionStore?.loadSession(), onDisk.userId == updated.userId, onDisk.deviceId == updated.deviceId,
+            !spentRefreshTokens.contains(onDisk.refreshToken) {
+            updated = onDisk
+        }
+        change(&updated)
+        try store(updated)
+    }
+
+    /// Deletes the session file under the lock, so that a renewal in another process cannot
+    /// write it back afterwards.
+    private func forgetSession() async {
+        let lock = try? await sessionStore?.lockSession()
+        defer { lock?.release() }
+        session = nil
+        try? sessionStore?.deleteSession()
     }
 
     private func store(_ session: StoredSession) throws {

@@ -12,6 +12,8 @@ final class Outbox: Sendable {
         case sessionEnded
         /// The server is shutting down.
         case shuttingDown
+        /// A renewed AUTH on an open socket failed: the last message says why.
+        case authenticationFailed
     }
 
     private struct State {

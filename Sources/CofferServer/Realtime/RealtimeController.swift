@@ -7,7 +7,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// One `/ws` connection (SPEC.md §9): AUTH first (within the configured time, else closed), then
-/// SYNC_REQUEST, ITEM_UPDATED pushes applied exactly like HTTP pushes, and PING. Everything the
+/// SYNC_REQUEST, ITEM_UPDATED pushes applied exactly like HTTP pushes, PING, and AUTH again with
+/// a renewed token before the last one expires. Everything the
 /// server sends after AUTH goes through the socket's bounded outbox, in order.
 struct RealtimeController: Sendable {
     let hub: RealtimeHub
@@ -59,6 +60,7 @@ struct RealtimeController: Sendable {
                         guard let subscriber = try await authenticate(decoded, outbound: outbound, disconnect: disconnect) else { break }
                         session.subscriber = subscriber
                         startWriting(subscriber, outbound: outbound, group: &group)
+                        expireWithToken(subscriber, group: &group)
                         continue
                     }
                     await handle(decoded, subscriber: subscriber)
@@ -98,15 +100,51 @@ struct RealtimeController: Sendable {
         }
         // Where each of the user's vaults stands now: a later catch-up starts there.
         hub.noteRevisions(Dictionary(try await store.vaults(userId: identity.userId).map { ($0.id, $0.revision) }, uniquingKeysWith: max))
-        let subscriber = hub.add(identity, queueLimit: configuration.realtimeQueueLimit, disconnect: disconnect)
+        let subscriber = hub.add(identity, tokenExpiresAt: expiresAt, queueLimit: configuration.realtimeQueueLimit, disconnect: disconnect)
         subscriber.send(Self.text(RealtimeServerMessage(type: RealtimeType.authSuccess, userId: identity.userId)))
-        // The socket lives no longer than its token.
-        let remaining = max(0, expiresAt.milliseconds - clock().milliseconds)
-        Task { [hub] in
-            try? await Task.sleep(for: .milliseconds(remaining))
+        return subscriber
+    }
+
+    /// AUTH again on an open socket, before its token expires: a renewed token of the same
+    /// session and device moves the socket's expiry, so a long-running client stays connected.
+    /// Any other token ends the socket, as a failed first AUTH would.
+    private func reauthenticate(_ message: RealtimeClientMessage, subscriber: RealtimeHub.Subscriber) async {
+        guard let token = message.token else {
+            subscriber.send(Self.text(Self.error("invalid_field", "AUTH needs a token")))
+            return
+        }
+        let renewed = try? await authenticator.authenticate(token: token)
+        guard let renewed, renewed.0 == subscriber.identity, message.deviceId == nil || message.deviceId?.lowercased() == renewed.0.deviceId else {
+            let text = Self.text(
+                RealtimeServerMessage(
+                    type: RealtimeType.authFailed, code: "unauthorized",
+                    error: "the access token is invalid or expired, its session has ended, or it is not this socket's session"
+                )
+            )
+            subscriber.end(.authenticationFailed, last: text)
+            return
+        }
+        subscriber.extendToken(until: renewed.expiresAt)
+        subscriber.send(Self.text(RealtimeServerMessage(type: RealtimeType.authSuccess, userId: renewed.0.userId)))
+    }
+
+    /// The socket lives no longer than the newest token presented on it: SESSION_REVOKED
+    /// `token_expired`, then close, unless a renewed AUTH moved the expiry meanwhile.
+    private func expireWithToken(_ subscriber: RealtimeHub.Subscriber, group: inout TaskGroup<Void>) {
+        group.addTask { [hub, clock] in
+            var expiresAt = subscriber.tokenExpiresAt
+            var remaining = max(0, expiresAt.milliseconds - clock().milliseconds)
+            while true {
+                try? await Task.sleep(for: .milliseconds(remaining))
+                if Task.isCancelled { return }
+                let extended = subscriber.tokenExpiresAt
+                guard extended > expiresAt else { break }
+                // Counted from the old expiry, not read from the clock (which stands still in tests).
+                remaining = extended.milliseconds - expiresAt.milliseconds
+                expiresAt = extended
+            }
             hub.expire(subscriber)
         }
-        return subscriber
     }
 
     /// Drains the outbox into the socket; when the outbox ends for a reason, closes the socket.
@@ -123,6 +161,7 @@ struct RealtimeController: Sendable {
             switch subscriber.outbox.ending {
             case .tooSlow: try? await outbound.close(.policyViolation, reason: "too slow: the outbound queue passed its limit")
             case .sessionEnded: try? await outbound.close(.policyViolation, reason: "session ended")
+            case .authenticationFailed: try? await outbound.close(.policyViolation, reason: "authentication failed")
             case .shuttingDown: try? await outbound.close(.goingAway, reason: "server shutting down")
             case .normal, nil: break
             }
@@ -138,7 +177,7 @@ struct RealtimeController: Sendable {
         case RealtimeType.itemUpdated:
             subscriber.send(Self.text(await push(message, identity: subscriber.identity)))
         case RealtimeType.auth:
-            subscriber.send(Self.text(Self.error("already_authenticated", "this socket is already authenticated")))
+            await reauthenticate(message, subscriber: subscriber)
         default:
             subscriber.send(Self.text(Self.error("unknown_type", "unknown message type '\(message.type)'")))
         }

@@ -14,12 +14,22 @@ final class RealtimeHub: Sendable {
         let outbox: Outbox
         /// Closes the connection at once, even with a write pending (a client that stopped reading).
         let disconnect: @Sendable () -> Void
+        /// When the newest access token presented on this socket expires: the socket lives no longer.
+        private let expiry: Mutex<Timestamp>
 
-        init(id: Int, identity: AuthIdentity, outbox: Outbox, disconnect: @escaping @Sendable () -> Void) {
+        init(id: Int, identity: AuthIdentity, outbox: Outbox, tokenExpiresAt: Timestamp, disconnect: @escaping @Sendable () -> Void) {
             self.id = id
             self.identity = identity
             self.outbox = outbox
+            self.expiry = Mutex(tokenExpiresAt)
             self.disconnect = disconnect
+        }
+
+        var tokenExpiresAt: Timestamp { expiry.withLock { $0 } }
+
+        /// A renewed AUTH moves the expiry (never earlier).
+        func extendToken(until expiresAt: Timestamp) {
+            expiry.withLock { $0 = max($0, expiresAt) }
         }
 
         /// Queues a message; a client too slow to take it is disconnected.
@@ -60,10 +70,12 @@ final class RealtimeHub: Sendable {
 
     // MARK: Subscribers
 
-    func add(_ identity: AuthIdentity, queueLimit: Int, disconnect: @escaping @Sendable () -> Void) -> Subscriber {
+    func add(_ identity: AuthIdentity, tokenExpiresAt: Timestamp, queueLimit: Int, disconnect: @escaping @Sendable () -> Void) -> Subscriber {
         let subscriber = state.withLock { state in
             state.nextId += 1
-            let subscriber = Subscriber(id: state.nextId, identity: identity, outbox: Outbox(limit: queueLimit), disconnect: disconnect)
+            let subscriber = Subscriber(
+                id: state.nextId, identity: identity, outbox: Outbox(limit: queueLimit), tokenExpiresAt: tokenExpiresAt, disconnect: disconnect
+            )
             state.subscribers[subscriber.id] = subscriber
             state.byUser[identity.userId, default: []].insert(subscriber.id)
             return subscriber
