@@ -178,6 +178,25 @@ struct KeyRotationTests {
         }
     }
 
+    @Test("a member revoked with a queued edit keeps it as a refused change that still opens, and sees it again after being re-shared", arguments: TestBackend.available)
+    func revokedMembersEditStaysReadable(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let world = try await Self.world(base)
+            let memberEngine = try await world.member.engine()
+            try await memberEngine.sync(refreshVaults: true)
+            var edited = try #require(try await memberEngine.item(id: world.itemId)).item.document!
+            edited.notes = "written just before the revoke"
+            try await memberEngine.editItem(id: world.itemId, document: edited)
+            _ = try await world.owner[0].engine().revoke(member: try await Self.member(world, on: world.owner[0]), vaultId: world.vaultId)
+
+            let report = try await memberEngine.sync()
+            #expect(report.lostVaults == 1 && report.pending == 0)
+            let refused = try #require(try await memberEngine.conflicts(state: .rejected).first)
+            #expect(try await memberEngine.localSide(of: refused)?.notes == "written just before the revoke")
+        }
+    }
+
     @Test("a server that presents an older key as current after a rotation is refused", arguments: TestBackend.available)
     func olderKeyRefused(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in

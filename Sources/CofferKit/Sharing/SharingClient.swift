@@ -29,12 +29,21 @@ public struct SharingClient: Sendable {
     public func share(_ vault: DecryptedVault, with check: ContactCheck, role: VaultRole, acceptChangedKey: Bool = false) async throws -> Share {
         let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
-        let sealed = try SealedVaultKey.seal(
-            vault.key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId, keyEpoch: vault.key.epoch
-        )
-        let share: Share = try await client.authorized(
-            .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed)
-        )
+        var key = vault.key
+        var share: Share?
+        for attempt in 1...2 {
+            let sealed = try SealedVaultKey.seal(key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId, keyEpoch: key.epoch)
+            do {
+                share = try await client.authorized(
+                    .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed, keyEpoch: key.epoch)
+                )
+                break
+            } catch let error as CofferClientError where error.code == ErrorCode.staleKey && attempt == 1 {
+                // The key was rotated since this copy of the vault was read: seal the current one.
+                key = try await vaults.vault(id: vault.summary.id).key
+            }
+        }
+        guard let share else { throw CofferClientError.server(status: 409, code: ErrorCode.staleKey, message: "the vault key kept changing") }
         switch check {
         case .pinned: break
         case .new: try contacts.pin(contact)

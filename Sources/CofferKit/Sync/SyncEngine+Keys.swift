@@ -77,6 +77,21 @@ extension SyncEngine {
         return try VaultCrypto.sealItem(document, itemId: itemId, vaultId: vaultId, key: vault.key)
     }
 
+    /// Every key of a vault this device holds. For a vault it lost or deleted, the keys kept in the
+    /// local cache, so that its refused changes and conflicts still open.
+    func keyRing(_ vaultId: String) async throws -> VaultKeyRing {
+        do {
+            return try await vault(vaultId).keys
+        } catch SyncError.unknownVault(let id) {
+            let (userId, accountKey, _) = try await vaultClient.identity()
+            let kept = try cache.vaultKeys(vaultId: vaultId).map {
+                try VaultCrypto.unwrap($0.wrapped, vaultId: vaultId, epoch: $0.epoch, accountKey: accountKey, userId: userId)
+            }
+            guard let newest = kept.max(by: { $0.epoch < $1.epoch }) else { throw SyncError.unknownVault(id) }
+            return VaultKeyRing(current: newest, earlier: kept)
+        }
+    }
+
     /// The key epoch of each vault in the local copy (for status displays and tests).
     public func keyEpoch(vaultId: String) async throws -> Int {
         try await vault(vaultId).key.epoch

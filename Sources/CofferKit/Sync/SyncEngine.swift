@@ -193,10 +193,10 @@ public actor SyncEngine {
     /// yet (a rotation elsewhere) is fetched once from the server and checked like any other.
     func open(_ data: String, itemId: String, vaultId: String) async throws -> ItemDocument {
         do {
-            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await vault(vaultId).keys)
-        } catch CofferError.unknownKeyEpoch(_, let epoch, let known) where epoch > known {
+            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await keyRing(vaultId))
+        } catch CofferError.unknownKeyEpoch(_, let epoch, let known) where epoch > known && keys[vaultId] != nil {
             try await refreshVault(vaultId)
-            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await vault(vaultId).keys)
+            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await keyRing(vaultId))
         }
     }
 

@@ -19,12 +19,16 @@ public struct ShareVaultRequest: Codable, Sendable, Equatable {
     public var userId: String?
     public var role: VaultRole
     public var wrappedKey: String
+    /// The epoch of the vault key sealed in `wrappedKey` (1 when absent); anything but the
+    /// vault's current epoch is refused with `stale_key`, so nobody is handed a rotated-away key.
+    public var keyEpoch: Int?
 
-    public init(email: String? = nil, userId: String? = nil, role: VaultRole, wrappedKey: String) {
+    public init(email: String? = nil, userId: String? = nil, role: VaultRole, wrappedKey: String, keyEpoch: Int? = nil) {
         self.email = email
         self.userId = userId
         self.role = role
         self.wrappedKey = wrappedKey
+        self.keyEpoch = keyEpoch
     }
 }
 

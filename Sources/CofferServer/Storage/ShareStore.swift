@@ -3,8 +3,9 @@ import CofferProtocol
 /// Memberships granted to other users (SPEC.md §8). Who may do what is decided by
 /// `VaultAuthorization`; the store only records it.
 public protocol ShareStore: Sendable {
-    /// Adds `userId` to the vault; `StoreError.alreadyMember` if it is a member already.
-    func addShare(_ share: Share, wrappedKey: String) async throws
+    /// Adds `userId` to the vault; `StoreError.alreadyMember` if it is a member already, and
+    /// `StoreError.staleKey` unless `keyEpoch` is the vault's current key epoch.
+    func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int) async throws
     func share(id: String) async throws -> Share?
     /// Shares granted to the user, and shares of the vaults where the user is owner or admin.
     func shares(userId: String) async throws -> (incoming: [Share], outgoing: [Share])

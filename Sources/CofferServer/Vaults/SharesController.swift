@@ -61,7 +61,7 @@ struct SharesController {
             id: UUID().uuidString.lowercased(), vaultId: vault.id, userId: recipient.id, email: recipient.email, role: body.role,
             grantedBy: identity.userId, grantedByEmail: sharer.email, createdAt: now, updatedAt: now
         )
-        try await store.addShare(record, wrappedKey: body.wrappedKey)
+        try await store.addShare(record, wrappedKey: body.wrappedKey, keyEpoch: body.keyEpoch ?? 1)
         await auditBothSides(AuditEventType.shareGranted, record, identity: identity)
         return try JSONResponse.make(.created, record)
     }

@@ -8,17 +8,25 @@ extension PostgresStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: Share, wrappedKey: String) async throws {
-        let inserted = try await client.query(
-            """
-            INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
-            VALUES (\(share.vaultId), \(share.userId), \(share.role.rawValue), \(wrappedKey), \(share.createdAt.milliseconds), \(share.id),
-                    \(share.grantedBy), \(share.updatedAt.milliseconds), \(share.grantedBy))
-            ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
-            """,
-            logger: logger
-        ).collect()
-        guard !inserted.isEmpty else { throw StoreError.alreadyMember }
+    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int) async throws {
+        try await transaction { connection in
+            // The vault row lock orders the share with any rotation: it is sealed under the epoch that is current when it lands.
+            var locked: Int64?
+            for try await epoch in try await connection.query("SELECT key_epoch::int8 FROM vaults WHERE id = \(share.vaultId) FOR UPDATE", logger: logger).decode(Int64.self) {
+                locked = epoch
+            }
+            if let locked, Int(locked) != keyEpoch { throw StoreError.staleKey(current: Int(locked)) }
+            let inserted = try await connection.query(
+                """
+                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
+                VALUES (\(share.vaultId), \(share.userId), \(share.role.rawValue), \(wrappedKey), \(share.createdAt.milliseconds), \(share.id),
+                        \(share.grantedBy), \(share.updatedAt.milliseconds), \(share.grantedBy))
+                ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
+                """,
+                logger: logger
+            ).collect()
+            guard !inserted.isEmpty else { throw StoreError.alreadyMember }
+        }
     }
 
     public func share(id: String) async throws -> Share? {

@@ -8,8 +8,11 @@ extension SQLiteStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: Share, wrappedKey: String) async throws {
+    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int) async throws {
         try await write { connection in
+            if let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(share.vaultId)]).first?.int("key_epoch"), current != keyEpoch {
+                throw StoreError.staleKey(current: current)
+            }
             let inserted = try connection.query(
                 """
                 INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
