@@ -1744,7 +1744,9 @@ paths:
         change is based on. Each change gets one result, in order: `applied` with the new
         `version` and `revision`, `conflict` with the server's `current` item and, while kept,
         the `base` version, or `rejected` with an `error` (`invalid_field`, `not_found`,
-        `forbidden`, `not_ciphertext`, `item_too_large`). A retried identical change answers
+        `forbidden`, `not_ciphertext`, `item_too_large`, `stale_key` for a change sealed under
+        a vault key that was rotated away: seal it with the current key and push it again).
+        A retried identical change answers
         `applied` with the same version. At most 1000 changes per push.
       security:
         - bearerAuth: []
@@ -2188,13 +2190,20 @@ paths:
       operationId: rotateVaultKey
       summary: Rotate a vault's key
       description: |
-        Replaces the vault key, typically after a revoke: the metadata re-encrypted with the
-        new key and one copy of the new key per member. `wrappedKeys` must name every current
-        member exactly once (see `GET /api/vaults/{id}/members`); otherwise nothing is
-        written and the answer is 409 `members_changed`, so nobody is left behind by a share
-        or revoke made meanwhile. The caller wraps its own copy with its account key and
-        seals the others to each member's sharing key. Bumps the vault revision. Needs the
-        `admin` role; answers the vault as the caller now sees it.
+        Replaces the vault key, typically with a revoke: the metadata re-encrypted with the
+        new key and one copy of the new key per member who stays. `removeUserIds` are removed
+        in the same transaction (never the owner), so a removal never happens without its
+        rotation. `wrappedKeys` must name every member who stays exactly once (see
+        `GET /api/vaults/{id}/members`); otherwise nothing is written and the answer is 409
+        `members_changed`, so nobody is left behind by a share or revoke made meanwhile.
+        `keyEpoch` must be the vault's current key epoch plus one (409 `key_epoch_changed`
+        otherwise: another rotation came first), and `keyHistory` carries the earlier keys
+        sealed with the new one, so that every member still opens what was written before.
+        From then on items, names and shares sealed under any other epoch are refused with
+        409 `stale_key`. The caller wraps its own copy with its account key and seals the
+        others to each member's sharing key. Bumps the vault revision. Needs the `admin`
+        role (and the right to manage each removed share); answers the vault as the caller
+        now sees it.
       security:
         - bearerAuth: []
       requestBody:
@@ -2231,8 +2240,9 @@ paths:
           $ref: '#/components/responses/VaultNotFound'
         '409':
           description: |
-            `wrappedKeys` does not name exactly the vault's current members
-            (`members_changed`); nothing was written. Read the members again and retry.
+            `wrappedKeys` does not name exactly the members who stay (`members_changed`), or
+            `keyEpoch` is not the current epoch plus one (`key_epoch_changed`); nothing was
+            written. Read the vault and its members again and retry.
           headers:
             X-Request-Id:
               $ref: '#/components/headers/X-Request-Id'
@@ -2444,6 +2454,8 @@ components:
             - payload_too_large
             - backup_too_large
             - not_ciphertext
+            - stale_key
+            - key_epoch_changed
             - rate_limited
             - user_exists
             - user_not_found
@@ -2962,10 +2974,13 @@ components:
     ItemEnvelope:
       type: string
       description: |
-        A Coffer envelope (base64url, no padding, of version byte 1 ‖ 12-byte nonce ‖
-        ciphertext ‖ 16-byte tag, at least 29 bytes) holding an encrypted item, at most the
-        server's item maximum (1 MiB of text by default). Not an envelope: 422
-        `not_ciphertext`; too large: 413 `item_too_large`.
+        A Coffer envelope (base64url, no padding) holding an encrypted item: version byte 1 ‖
+        12-byte nonce ‖ ciphertext ‖ 16-byte tag (at least 29 bytes; written before vault key
+        epochs), or version byte 2 ‖ 4-byte big-endian key epoch ‖ 32-byte key commitment ‖
+        12-byte nonce ‖ ciphertext ‖ 16-byte tag (at least 65 bytes). At most the server's
+        item maximum (1 MiB of text by default). Not an envelope: 422 `not_ciphertext`; too
+        large: 413 `item_too_large`; sealed under a key epoch that is not the vault's
+        current one (a version 1 envelope counts as epoch 1): 409 `stale_key`.
       pattern: '^[A-Za-z0-9_-]*$'
       minLength: 39
       maxLength: 1048576
@@ -3021,6 +3036,18 @@ components:
             The user id of whoever sealed `wrappedKey` to this member's sharing key: the
             member who shared the vault, or the last to rotate its key. Absent when the member
             wrapped the key with its own account key (the owner, or whoever rotated it last).
+        keyEpoch:
+          type: integer
+          minimum: 1
+          description: |
+            Which key of the vault `wrappedKey` is: 1 for the first, one more per rotation.
+            Version 2 envelopes carry the epoch they were sealed under; items, names and
+            shares under any other epoch are refused with 409 `stale_key`. Absent means 1.
+        keyHistory:
+          type: [string, 'null']
+          description: |
+            The vault's earlier keys sealed with the current one (a version 2 envelope,
+            opaque to the server); absent before the first rotation.
     VaultsResponse:
       type: object
       required: [vaults]
@@ -3414,6 +3441,12 @@ components:
             - $ref: '#/components/schemas/WrappedVaultKey'
           minLength: 64
           description: The vault key sealed to the recipient's sharing key (HPKE).
+        keyEpoch:
+          type: [integer, 'null']
+          minimum: 1
+          description: |
+            The epoch of the key sealed in `wrappedKey` (1 when absent); anything but the
+            vault's current epoch is refused with 409 `stale_key`.
     Share:
       type: object
       description: A membership someone granted.
@@ -3529,6 +3562,19 @@ components:
             allOf:
               - $ref: '#/components/schemas/WrappedVaultKey'
             minLength: 64
+        keyEpoch:
+          type: [integer, 'null']
+          minimum: 2
+          description: The new key's epoch, the current one plus one (the server takes that when absent).
+        keyHistory:
+          type: [string, 'null']
+          description: The earlier keys of the vault sealed with the new key (a version 2 envelope).
+        removeUserIds:
+          type: [array, 'null']
+          items:
+            type: string
+            format: uuid
+          description: Members removed in the same transaction (never the owner).
   parameters:
     RequestId:
       name: X-Request-Id
