@@ -448,10 +448,21 @@ struct EnvelopeTests {
         let relabelled = Base64URL.encode(bytes)
         #expect(Envelope.keyEpoch(of: relabelled) == 8)
         #expect(throws: EnvelopeError.tampered) { try Envelope.open(relabelled, key: Self.key, context: Self.context) }
-        // A version 2 header with no room for nonce and tag is not an envelope.
-        #expect(!Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 27))))
-        #expect(Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 28))))
+        // A version 2 header with no room for commitment, nonce and tag is not an envelope.
+        #expect(!Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 59))))
+        #expect(Envelope.isWellFormed(Base64URL.encode([2, 0, 0, 0, 1] + [UInt8](repeating: 0, count: 60))))
         #expect(throws: (any Error).self) { try Envelope.seal(Data(), key: Self.key, context: Self.context, keyEpoch: 0) }
+    }
+
+    @Test("A version 2 envelope is committed to its key: opened with another key it fails before decrypting, and a changed commitment is tampering")
+    func keyCommitment() throws {
+        let sealed = try Envelope.seal(Data("hello".utf8), key: Self.key, context: Self.context, keyEpoch: 3)
+        var bytes = try #require(Base64URL.decode(sealed))
+        #expect(bytes.count == 5 + 32 + 12 + 5 + 16)
+        #expect(Array(bytes[5..<37]) == Envelope.commitment(key: Self.key, header: bytes[0..<5], nonce: bytes[37..<49]))
+        #expect(throws: EnvelopeError.tampered) { try Envelope.open(sealed, key: SymmetricKey(size: .bits256), context: Self.context) }
+        bytes[10] ^= 1
+        #expect(throws: EnvelopeError.tampered) { try Envelope.open(Base64URL.encode(bytes), key: Self.key, context: Self.context) }
     }
 
     @Test func wellFormedness() throws {

@@ -21,7 +21,7 @@ struct MergeEndToEndTests {
         let email = "merge-\(UUID().uuidString.prefix(8).lowercased())@example.test"
         #expect(try await one(["account", "register", "--email", email, "--password-stdin", "--pbkdf2"], server: server.url, stdin: "pw merge\n").status == 0)
         for device in [three, reader] {
-            #expect(try await device(["account", "login", "--email", email, "--password-stdin"], server: server.url, stdin: "pw merge\n").status == 0)
+            #expect(try await device(["account", "login", "--email", email, "--password-stdin", "--pbkdf2"], server: server.url, stdin: "pw merge\n").status == 0)
         }
         #expect(try await one(["vault", "create", "Personal"], server: server.url).status == 0)
         #expect(try await one(["sync"], server: server.url).status == 0)

@@ -125,6 +125,13 @@ struct QueuedChangeEndToEndTests {
         let listedOnB = try await b(["vault", "list"], server: first.url)
         #expect(!listedOnB.stdoutText.contains("Personal") && listedOnB.stdoutText.contains("Keep"), "\(listedOnB.stdoutText)")
 
+        // B cannot tell the deletion of a vault its account owns from a server's claim (it is not a
+        // signed statement), so it keeps its local copy until the person drops it.
+        let keptOnB = try await b(["item", "list", "Personal"], server: first.url)
+        #expect(keptOnB.stdoutText.contains("Bank"), "\(keptOnB.stdoutText) \(keptOnB.stderr)")
+        let forgot = try await b(["vault", "forget", "Personal"], server: first.url)
+        #expect(forgot.status == 0, "\(forgot.stdoutText) \(forgot.stderr)")
+
         // Right after, with the server gone, neither device's local copy has the vault any more.
         await first.terminate()
         for device in [a, b] {

@@ -78,7 +78,7 @@ struct RotationEndToEndTests {
         try await Self.expectOK(a(["account", "login", "--email", setup.ownerEmail, "--password-stdin"], "pw owner\n"))
         try await Self.expectOK(a(["item", "list", "Team"], nil))
         let b = setup.device("b")
-        try await Self.expectOK(b(["account", "login", "--email", setup.ownerEmail, "--password-stdin"], "pw owner\n"))
+        try await Self.expectOK(b(["account", "login", "--email", setup.ownerEmail, "--password-stdin", "--pbkdf2"], "pw owner\n"))
         let onB = try await Self.expectOK(b(["item", "get", id, "--json"], nil))
         #expect(try Self.field(onB, "notes") == "after the revoke")
         let history = try await Self.expectOK(b(["item", "history", id], nil))
@@ -94,7 +94,7 @@ struct RotationEndToEndTests {
         defer { Task { await setup.server.terminate() } }
         let a = setup.device("a")
         let b = setup.device("b")
-        try await Self.expectOK(b(["account", "login", "--email", setup.ownerEmail, "--password-stdin"], "pw owner\n"))
+        try await Self.expectOK(b(["account", "login", "--email", setup.ownerEmail, "--password-stdin", "--pbkdf2"], "pw owner\n"))
         try await Self.expectOK(b(["sync"], nil))
         try await Self.expectOK(b(["conflicts", "policy", "Team", "manual"], nil))
         // B edits offline; A edits the same field and pushes first; B's edit becomes an open conflict.
@@ -119,7 +119,7 @@ struct RotationEndToEndTests {
         #expect(try Self.field(onA, "username") == "from-b")
         try await Self.expectOK(a(["item", "list", "Team"], nil))
         let c = setup.device("c")
-        try await Self.expectOK(c(["account", "login", "--email", setup.ownerEmail, "--password-stdin"], "pw owner\n"))
+        try await Self.expectOK(c(["account", "login", "--email", setup.ownerEmail, "--password-stdin", "--pbkdf2"], "pw owner\n"))
         let onC = try await Self.expectOK(c(["item", "get", id, "--json"], nil))
         #expect(try Self.field(onC, "username") == "from-b")
         try await Self.expectOK(c(["item", "history", id], nil))
@@ -155,7 +155,9 @@ struct RotationEndToEndTests {
         #expect(!after.stdoutText.contains("Revoke:"), "\(after.stdoutText)")
         let left = try await Self.expectOK(a(["vault", "members", "Team", "--json"], nil))
         #expect(try #require(try JSONSerialization.jsonObject(with: left.stdout) as? [[String: Any]]).count == 1)
-        #expect(try await m(["item", "list", "Team"], nil).status == 1)
+        // The removed member keeps what it had, read-only (nothing is deleted on the server's word).
+        let kept = try await m(["item", "list", "Team"], nil)
+        #expect(kept.status == 0 && kept.stderr.contains("access lost — kept on this device, read-only"), "\(kept.stderr)")
         let shown = try await Self.expectOK(a(["item", "get", id, "--json"], nil))
         #expect(try Self.field(shown, "title") == "Router")
     }

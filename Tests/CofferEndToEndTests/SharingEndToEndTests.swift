@@ -43,9 +43,20 @@ struct SharingEndToEndTests {
         let again = try await owner(["vault", "share", "Team", rickEmail, "--role", "read", "--yes"], nil)
         #expect(again.status == 1 && again.stderr.hasSuffix("error: server refused (409): this user is already a member of the vault\n"), "\(again.stderr)")
 
-        // Rick sees the vault, reads the item and edits it; Olivia sees the edit.
-        #expect(try await rick(["vault", "list"], nil).stdoutText.contains("write  "))
+        // Rick sees the vault as an invitation from Olivia's key, reads the item, edits only after
+        // accepting it (which pins Olivia); Olivia sees the edit.
+        let ownerOwn = try await owner(["contacts", "verify", ownerEmail, "--json"], nil)
+        let ownerFingerprint = try #require((try JSONSerialization.jsonObject(with: ownerOwn.stdout) as? [String: Any])?["fingerprint"] as? String)
+        let invited = try await rick(["vault", "list"], nil)
+        #expect(invited.stdoutText.contains("write  ") && invited.stdoutText.contains("(invitation, not accepted: shared by \(ownerEmail), fingerprint \(ownerFingerprint);"), "\(invited.stdoutText)")
         #expect(try await rick(["item", "get", id, "--reveal"], nil).stdoutText.contains("password: guest-123"))
+        #expect(try await rick(["item", "list", "Team"], nil).stdoutText.hasPrefix("Team (invitation, not accepted;"))
+        let early = try await rick(["item", "edit", id, "--url", "https://wifi.example"], nil)
+        #expect(early.status == 1 && early.stderr.contains("`coffer vault accept \"Team\"`"), "\(early.stderr)")
+        let accepted = try await rick(["vault", "accept", "Team"], nil)
+        #expect(accepted.stdoutText == "Accepted \"Team\" shared by \(ownerEmail) (fingerprint \(ownerFingerprint)); this device now writes into it.\n", "\(accepted.stderr)")
+        #expect(try await rick(["contacts", "list"], nil).stdoutText.contains(ownerFingerprint))
+        #expect(!(try await rick(["vault", "list"], nil).stdoutText.contains("invitation")))
         let edit = try await rick(["item", "edit", id, "--url", "https://wifi.example"], nil)
         #expect(edit.stdoutText == "Saved \"Wi-Fi\" as version 2.\n", "\(edit.stderr)")
         let seen = try await owner(["item", "get", id, "--json"], nil)
@@ -61,6 +72,16 @@ struct SharingEndToEndTests {
         // Olivia revokes: key rotated, the item re-encrypted; Rick loses access at once.
         let revoke = try await owner(["vault", "revoke", "Team", rickEmail], nil)
         #expect(revoke.stdoutText == "Removed \(rickEmail) from \"Team\"; rotated the vault key (key 2) and re-encrypted 1 items.\n", "\(revoke.stderr)")
+        // Nothing is deleted on the server's word: Rick's copy stays, read-only, until he drops it.
+        let kept = try await rick(["item", "list", "Team"], nil)
+        #expect(kept.status == 0 && kept.stdoutText.contains("Wi-Fi"), "\(kept.stderr)")
+        #expect(kept.stderr.contains("access lost — kept on this device, read-only"), "\(kept.stderr)")
+        let listed = try await rick(["vault", "list"], nil)
+        #expect(listed.status == 0 && listed.stdoutText.contains("(access lost — kept on this device, read-only)"), "\(listed.stdoutText) \(listed.stderr)")
+        let refusedEdit = try await rick(["item", "edit", id, "--url", "https://elsewhere.example"], nil)
+        #expect(refusedEdit.status == 1 && refusedEdit.stderr.contains("access to vault \"Team\" was lost"), "\(refusedEdit.stderr)")
+        let forget = try await rick(["vault", "forget", "Team"], nil)
+        #expect(forget.status == 0 && forget.stdoutText == "Dropped this device's copy of vault \"Team\".\n", "\(forget.stderr)")
         let gone = try await rick(["item", "list", "Team"], nil)
         #expect(gone.status == 1 && gone.stderr == "error: no vault \"Team\" (see `coffer vault list`)\n")
         #expect(try await rick(["item", "get", id], nil).stderr == "error: not found (or you have no access to it)\n")

@@ -27,7 +27,7 @@ struct SyncEndToEndTests {
         let b = Device(config: directory.appendingPathComponent("config-b").path)
         let email = "sync-\(UUID().uuidString.prefix(8).lowercased())@example.test"
         #expect(try await a(["account", "register", "--email", email, "--password-stdin", "--pbkdf2"], server: server.url, stdin: "pw sync\n").status == 0)
-        #expect(try await b(["account", "login", "--email", email, "--password-stdin"], server: server.url, stdin: "pw sync\n").status == 0)
+        #expect(try await b(["account", "login", "--email", email, "--password-stdin", "--pbkdf2"], server: server.url, stdin: "pw sync\n").status == 0)
         #expect(try await a(["vault", "create", "Personal"], server: server.url).status == 0)
         #expect(try await a(["sync"], server: server.url).status == 0)
         #expect(try await b(["sync"], server: server.url).status == 0)

@@ -93,12 +93,12 @@ struct SharingClientTests {
             for item in try await alice.vaults.items(in: fresh) {
                 // Everything in the vault now opens with the new key and fails with the old one.
                 #expect(throws: (any Error).self) {
-                    try VaultCrypto.openItem(item.item.encryptedData!, itemId: item.item.id, vaultId: team.summary.id, key: team.key)
+                    try VaultCrypto.openItem(item.item.encryptedData!, itemId: item.item.id, vaultId: team.summary.id, version: item.item.version, key: team.key)
                 }
                 #expect(item.document != nil)
             }
             #expect(throws: (any Error).self) {
-                try VaultCrypto.openItem(later.item.encryptedData!, itemId: later.item.id, vaultId: team.summary.id, key: bobsTeam.key)
+                try VaultCrypto.openItem(later.item.encryptedData!, itemId: later.item.id, vaultId: team.summary.id, version: later.item.version, key: bobsTeam.key)
             }
             // Bob loses the vault; Carol keeps reading with the new key.
             #expect(try await bob.vaults.vaults().contains { $0.summary.id == team.summary.id } == false)

@@ -18,6 +18,8 @@ public struct ProxiedRequest: Sendable {
 public enum ProxyAction: Sendable {
     case forward
     case answer(status: Int, json: String)
+    /// Answers a redirect (3xx) to `location` without asking the server.
+    case redirect(status: Int, location: String)
     /// Forward, then hand the server's status and body to the closure, which returns the ones sent.
     case rewrite(@Sendable (_ status: Int, _ body: ByteBuffer) throws -> (Int, ByteBuffer))
 }
@@ -36,9 +38,14 @@ public struct RewritingProxy<Context: RequestContext>: RouterMiddleware {
         if case .answer(let status, let json) = action {
             return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
         }
+        if case .redirect(let status, let location) = action {
+            return Response(status: .init(code: status), headers: [.location: location])
+        }
         var outbound = HTTPClientRequest(url: upstream + request.uri.description)
         outbound.method = .RAW(value: request.method.rawValue)
-        for field in request.headers where field.name != .contentLength {
+        // An answer to rewrite is asked for uncompressed: the rewrite reads it as JSON.
+        let rewriting = if case .rewrite = action { true } else { false }
+        for field in request.headers where field.name != .contentLength && !(rewriting && field.name == .acceptEncoding) {
             outbound.headers.add(name: field.name.rawName, value: field.value)
         }
         outbound.body = .bytes(body)
@@ -48,6 +55,7 @@ public struct RewritingProxy<Context: RequestContext>: RouterMiddleware {
         if case .rewrite(let rewrite) = action { (status, answer) = try rewrite(status, answer) }
         var headers = HTTPFields()
         if let type = response.headers.first(name: "content-type") { headers[.contentType] = type }
+        if !rewriting, let encoding = response.headers.first(name: "content-encoding") { headers[.contentEncoding] = encoding }
         return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: answer))
     }
 }

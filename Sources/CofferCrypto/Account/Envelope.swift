@@ -8,10 +8,13 @@ import Foundation
 /// UTF-8 of `EnvelopeContext.canonicalString`, so both the format version and what the blob is and
 /// whose it is are authenticated.
 ///
-/// Version 2 (blobs sealed with a vault key) adds the key epoch in clear after the version byte:
-/// `2 ‖ epoch (4, big-endian) ‖ nonce ‖ ciphertext ‖ tag`, and authenticates it with the version
-/// byte. The server reads the epoch to refuse blobs sealed under a vault key that was rotated away;
-/// the client reads it to pick the key, and a server that changes it makes decryption fail.
+/// Version 2 (blobs sealed with a vault key) adds the key epoch in clear after the version byte and
+/// a key commitment: `2 ‖ epoch (4, big-endian) ‖ commitment (32) ‖ nonce ‖ ciphertext ‖ tag`. The
+/// header (version and epoch) is authenticated with the ciphertext. The server reads the epoch to
+/// refuse blobs sealed under a vault key that was rotated away; the client reads it to pick the
+/// key, and a server that changes it makes decryption fail. The commitment, SHA-256 over a label,
+/// the key, the header and the nonce, is checked before decrypting: AES-GCM alone is not key
+/// committing (one ciphertext can be made to open under two chosen keys), this makes it so.
 public enum Envelope {
     /// The version of envelopes without a key epoch (account keys, legacy vault blobs).
     public static let version: UInt8 = 1
@@ -25,6 +28,10 @@ public enum Envelope {
     public static let tagByteCount = 16
     /// Smallest envelope: version, nonce and tag around an empty plaintext.
     public static let minimumByteCount = 1 + nonceByteCount + tagByteCount
+    /// Length of a version 2 envelope's key commitment.
+    public static let commitmentByteCount = 32
+    /// Version 2 header: version byte and key epoch.
+    static let epochHeaderByteCount = 5
 
     /// Encrypts `plaintext` for `context` under a 256-bit key; `nonce` is random unless given (test vectors only).
     /// With `keyEpoch` the envelope is version 2 and carries the epoch.
@@ -48,7 +55,8 @@ public enum Envelope {
             bytes = [version]
         }
         let box = try AES.GCM.seal(plaintext, using: key, nonce: gcmNonce, authenticating: associatedData(context, header: bytes))
-        bytes.reserveCapacity(minimumByteCount + 4 + box.ciphertext.count)
+        bytes.reserveCapacity(minimumByteCount + 4 + commitmentByteCount + box.ciphertext.count)
+        if keyEpoch != nil { bytes.append(contentsOf: commitment(key: key, header: bytes, nonce: Array(gcmNonce))) }
         bytes.append(contentsOf: gcmNonce)
         bytes.append(contentsOf: box.ciphertext)
         bytes.append(contentsOf: box.tag)
@@ -61,10 +69,18 @@ public enum Envelope {
         // A key of another size cannot be the key this envelope was sealed with.
         guard key.bitCount == 256 else { throw .tampered }
         do {
-            // After the header the layout is GCM's own combined form: nonce ‖ ciphertext ‖ tag.
-            let headerCount = bytes[0] == epochVersion ? 5 : 1
-            let box = try AES.GCM.SealedBox(combined: bytes[headerCount...])
-            return try AES.GCM.open(box, using: key, authenticating: associatedData(context, header: bytes[0..<headerCount]))
+            // After the header (and commitment) the layout is GCM's own combined form: nonce ‖ ciphertext ‖ tag.
+            var boxStart = 1
+            if bytes[0] == epochVersion {
+                boxStart = epochHeaderByteCount + commitmentByteCount
+                let nonce = bytes[boxStart..<(boxStart + nonceByteCount)]
+                guard constantTimeEqual(commitment(key: key, header: bytes[0..<epochHeaderByteCount], nonce: nonce), bytes[epochHeaderByteCount..<boxStart]) else {
+                    throw EnvelopeError.tampered
+                }
+            }
+            let box = try AES.GCM.SealedBox(combined: bytes[boxStart...])
+            let header = bytes[0] == epochVersion ? bytes[0..<epochHeaderByteCount] : bytes[0..<1]
+            return try AES.GCM.open(box, using: key, authenticating: associatedData(context, header: header))
         } catch {
             // The layout was checked above, so any failure here is an authentication failure.
             throw .tampered
@@ -96,9 +112,26 @@ public enum Envelope {
         guard let bytes = Base64URL.decode(text), let first = bytes.first else { return nil }
         switch first {
         case version: return bytes.count >= minimumByteCount ? bytes : nil
-        case epochVersion: return bytes.count >= minimumByteCount + 4 ? bytes : nil
+        case epochVersion: return bytes.count >= minimumByteCount + 4 + commitmentByteCount ? bytes : nil
         default: return nil
         }
+    }
+
+    /// Commits a version 2 envelope to its key: SHA-256("coffer/v2/key-commitment" ‖ key ‖ header ‖ nonce).
+    public static func commitment(key: SymmetricKey, header: some Collection<UInt8>, nonce: some Collection<UInt8>) -> [UInt8] {
+        var hash = SHA256()
+        hash.update(data: Array("coffer/v2/key-commitment".utf8))
+        key.withUnsafeBytes { hash.update(bufferPointer: $0) }
+        hash.update(data: Array(header))
+        hash.update(data: Array(nonce))
+        return Array(hash.finalize())
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: some Collection<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
     }
 
     private static func associatedData(_ context: EnvelopeContext, header: some Collection<UInt8>) -> [UInt8] {

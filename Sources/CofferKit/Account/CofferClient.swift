@@ -43,11 +43,14 @@ public actor CofferClient {
     }
 
     /// Logs in by signing a fresh server challenge with the password-derived login key.
+    /// `allowPBKDF2`: the person says the account uses PBKDF2 (made with `register --pbkdf2`, for
+    /// browsers); without it a PBKDF2 offer is refused, since a server could offer the cheaper
+    /// derivation to obtain a signature it can guess passwords against.
     @discardableResult
-    public func login(email rawEmail: String, password: String, device: DeviceInfo) async throws -> StoredSession {
+    public func login(email rawEmail: String, password: String, device: DeviceInfo, allowPBKDF2: Bool = false) async throws -> StoredSession {
         let email = AccountEmail.normalized(rawEmail)
         let prelogin: PreloginResponse = try await api.send(.POST, "/api/auth/prelogin", body: PreloginRequest(email: email))
-        let parameters = try checkedParameters(prelogin.kdf, email: email)
+        let parameters = try checkedParameters(prelogin.kdf, email: email, allowPBKDF2: allowPBKDF2)
         guard let salt = Base64URL.decode(prelogin.salt) else { throw CofferClientError.invalidResponse("prelogin salt is not base64url") }
         let masterKey = try derive(password: password, salt: salt, parameters: parameters)
         let keys = try AccountKeys(masterKey: masterKey)
@@ -289,8 +292,11 @@ public actor CofferClient {
     }
 
     /// Validates server-supplied parameters before anything is derived or signed: below the
-    /// minimum, absurd, or weaker than what this device used before for the account → refused.
-    private func checkedParameters(_ descriptor: KDFDescriptor, email: String) throws -> KDFParameters {
+    /// minimum, absurd, weaker than what this device used before for the account, a switch from
+    /// the algorithm it used before to PBKDF2, or PBKDF2 for an account it has never seen without
+    /// `allowPBKDF2` → refused. (A move from PBKDF2 up to scrypt is what a password change made
+    /// by a native client does, and costs a guesser more, so it is taken.)
+    private func checkedParameters(_ descriptor: KDFDescriptor, email: String, allowPBKDF2: Bool = false) throws -> KDFParameters {
         let parameters: KDFParameters
         do {
             parameters = try KDFParameters(descriptor: descriptor)
@@ -300,8 +306,21 @@ public actor CofferClient {
         } catch {
             throw CofferError.weakKeyDerivation("the server sent unknown key derivation parameters (\(descriptor.algorithm))")
         }
-        if let remembered = try sessionStore?.rememberedKDF(email: email), Self.cost(descriptor) < Self.cost(remembered) {
+        let remembered = try sessionStore?.rememberedKDF(email: email)
+        if let remembered, remembered.algorithm != descriptor.algorithm, descriptor.algorithm != "scrypt", !allowPBKDF2 {
+            throw CofferError.weakKeyDerivation(
+                "the server asks for \(descriptor.algorithm) key derivation for \(email), but this device logged in to it with \(remembered.algorithm); "
+                    + "refusing the switch (if you changed the account to \(descriptor.algorithm) yourself, log in with --pbkdf2)"
+            )
+        }
+        if let remembered, remembered.algorithm == descriptor.algorithm, Self.cost(descriptor) < Self.cost(remembered) {
             throw CofferError.weakKeyDerivation("the server asks for weaker key derivation than this device used before for \(email)")
+        }
+        if remembered == nil, descriptor.algorithm != "scrypt", !allowPBKDF2 {
+            throw CofferError.weakKeyDerivation(
+                "the server offers \(descriptor.algorithm) key derivation for \(email), which this device has not logged in to before; "
+                    + "if the account was made for browsers (register --pbkdf2), log in with --pbkdf2"
+            )
         }
         return parameters
     }

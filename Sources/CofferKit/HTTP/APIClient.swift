@@ -63,6 +63,9 @@ public struct APIClient: Sendable {
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(120))
         configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .enabled(limit: .ratio(100))
+        // A redirect would carry the request (a pull, a push, a login) to whatever origin the
+        // server names; the answer is refused instead (`send`). A caller's own client must disallow them too.
+        configuration.redirectConfiguration = .disallow
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
@@ -119,6 +122,10 @@ public struct APIClient: Sendable {
             throw CofferClientError.unreachable(detail.contains("Connection refused") ? "connection refused" : detail)
         }
         guard (200..<300).contains(Int(response.status.code)) else {
+            if (300..<400).contains(Int(response.status.code)) {
+                let target = response.headers.first(name: "Location").map { "\"\($0)\"" } ?? "an unnamed location"
+                throw CofferClientError.invalidResponse("the server answered with a redirect to \(target) (HTTP \(response.status.code)); refusing to follow it")
+            }
             if let error = try? JSONDecoder().decode(ErrorBody.self, from: Data(payload.readableBytesView)) {
                 let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0) }
                 throw CofferClientError.server(status: Int(response.status.code), code: error.code, message: error.error, retryAfter: retryAfter)

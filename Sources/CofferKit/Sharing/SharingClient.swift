@@ -69,7 +69,7 @@ public struct SharingClient: Sendable {
     /// is false: then only the share is removed), then re-encrypts its items, so the removed
     /// member's copy of the old key opens nothing new.
     @discardableResult
-    public func revoke(_ vault: DecryptedVault, member userId: String, rotate: Bool = true) async throws -> RotationResult? {
+    public func revoke(_ vault: DecryptedVault, member userId: String, rotate: Bool = true, confirming: [PinnedContact] = []) async throws -> RotationResult? {
         guard let member = try await members(vaultId: vault.summary.id).first(where: { $0.userId == userId }), let shareId = member.shareId else {
             throw CofferClientError.server(status: 404, code: ErrorCode.notFound, message: "that user is not a member of this vault (or is its owner)")
         }
@@ -77,7 +77,7 @@ public struct SharingClient: Sendable {
             let _: SuccessResponse = try await client.authorized(.DELETE, "/api/shares/\(shareId)", body: Optional<Int>.none)
             return nil
         }
-        return try await rotateKey(of: vault, removing: [userId])
+        return try await rotateKey(of: vault, removing: [userId], confirming: confirming)
     }
 
     /// Leaves a vault someone shared with this account.
@@ -95,30 +95,60 @@ public struct SharingClient: Sendable {
 
     /// A new vault key for every member who stays (each sealed to its pinned key), `removing`
     /// taken out in the same server transaction, then every live item re-encrypted with it.
-    public func rotateKey(of vault: DecryptedVault, removing: [String] = []) async throws -> RotationResult {
-        let fresh = try await rotateOnly(vault, removing: removing)
+    public func rotateKey(of vault: DecryptedVault, removing: [String] = [], confirming: [PinnedContact] = []) async throws -> RotationResult {
+        let fresh = try await rotateOnly(vault, removing: removing, confirming: confirming)
         let reencrypted = try await reencrypt(fresh)
         return RotationResult(vault: fresh, reencrypted: reencrypted)
     }
 
+    /// Members who stay after `removing` and are not pinned on this device, as the server offers
+    /// them (each with its fingerprint), for the person to confirm before a rotation seals to
+    /// them. A member whose pinned key changed throws `CofferError.contactKeyChanged`.
+    public func unconfirmedMembers(vaultId: String, removing: [String] = []) async throws -> [PinnedContact] {
+        let (userId, _, _) = try await vaults.identity()
+        var unconfirmed: [PinnedContact] = []
+        for member in try await members(vaultId: vaultId) where member.userId != userId && !removing.contains(member.userId) {
+            switch try contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey) {
+            case .pinned: break
+            case .new(let offered): unconfirmed.append(offered)
+            case .changed(let pinned, let offered):
+                throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+            }
+        }
+        return unconfirmed
+    }
+
     /// The rotation itself: a new key of the next epoch, sealed to every member who stays, with
     /// every earlier key in its history. Retried when the members or the epoch changed meanwhile.
-    public func rotateOnly(_ vault: DecryptedVault, removing: [String] = []) async throws -> DecryptedVault {
+    /// Seals only to members pinned on this device or in `confirming` (what the person confirmed,
+    /// pinned here before anything is sent); any other member refuses the whole rotation
+    /// (`SharingTrustError.unconfirmedMembers`, all of them named), as does a changed key.
+    public func rotateOnly(_ vault: DecryptedVault, removing: [String] = [], confirming: [PinnedContact] = []) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await vaults.identity()
+        guard vault.summary.ownerId == userId else { throw SharingTrustError.notOwner(vaultId: vault.summary.id) }
         var vault = vault
         for attempt in 1...3 {
             let newKey = VaultKey.random(epoch: vault.summary.keyEpoch + 1)
             var wrappedKeys: [String: String] = [:]
+            var sealTo: [(VaultMember, PinnedContact, ContactCheck)] = []
+            var unconfirmed: [PinnedContact] = []
             for member in try await members(vaultId: vault.summary.id) where !removing.contains(member.userId) {
                 if member.userId == userId {
                     wrappedKeys[member.userId] = try VaultCrypto.wrap(newKey, vaultId: vault.summary.id, accountKey: accountKey, userId: userId)
                     continue
                 }
                 let check = try contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey)
-                let contact = try check.trusted()
+                do {
+                    sealTo.append((member, try SharingTrust.sealable(check, confirmed: confirming), check))
+                } catch SharingTrustError.unconfirmedMembers(let members) {
+                    unconfirmed += members
+                }
+            }
+            guard unconfirmed.isEmpty else { throw SharingTrustError.unconfirmedMembers(unconfirmed) }
+            for (member, contact, check) in sealTo {
                 if case .new = check { try contacts.pin(contact) }
                 wrappedKeys[member.userId] = try SealedVaultKey.seal(
-                    newKey.key, to: member.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId, keyEpoch: newKey.epoch
+                    newKey.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId, keyEpoch: newKey.epoch
                 )
             }
             let request = RotateVaultKeyRequest(
@@ -155,7 +185,7 @@ public struct SharingClient: Sendable {
                     guard let document = item.document else { return nil }
                     return PushChange(
                         vaultId: vault.summary.id, itemId: item.item.id, baseVersion: item.item.version,
-                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, key: vault.key)
+                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, version: item.item.version + 1, key: vault.key)
                     )
                 }
                 let response: PushResponse = try await client.authorized(.POST, "/api/sync/push", body: PushRequest(changes: changes))
@@ -167,7 +197,7 @@ public struct SharingClient: Sendable {
                             Envelope.keyEpoch(of: data) != vault.key.epoch
                         else { continue }
                         // Written meanwhile under an earlier key: re-read it and seal it again.
-                        if let document = try? VaultCrypto.openItem(data, itemId: current.id, vaultId: vault.summary.id, keys: vault.keys) {
+                        if let document = try? VaultCrypto.openItem(data, itemId: current.id, vaultId: vault.summary.id, version: current.version, keys: vault.keys) {
                             retry.append(DecryptedItem(item: current, document: document))
                         }
                     case .rejected:

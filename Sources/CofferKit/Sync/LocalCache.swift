@@ -99,6 +99,8 @@ final class LocalCache {
         try database.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF")
         try migrate()
         try createKeyTables()
+        try createInvitationTables()
+        try createRefusalTables()
     }
 
     private func migrate() throws {

@@ -19,10 +19,10 @@ extension SyncEngine {
     /// Decrypts every side a conflict record holds, with the engine's keys.
     public func sides(of record: ConflictRecord) async throws -> ConflictSides {
         ConflictSides(
-            local: try await open(optional: record.localData, itemId: record.itemId, vaultId: record.vaultId),
-            server: try await open(optional: record.serverData, itemId: record.itemId, vaultId: record.vaultId),
+            local: try await open(optional: record.localData, itemId: record.itemId, vaultId: record.vaultId, binding: .queued),
+            server: try await open(optional: record.serverData, itemId: record.itemId, vaultId: record.vaultId, binding: .version(record.serverVersion)),
             serverRecorded: record.hasServerSide,
-            base: try await open(optional: record.baseData, itemId: record.itemId, vaultId: record.vaultId),
+            base: try await open(optional: record.baseData, itemId: record.itemId, vaultId: record.vaultId, binding: .version(record.baseVersion)),
             current: try await item(id: record.itemId)
         )
     }

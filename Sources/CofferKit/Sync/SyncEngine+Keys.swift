@@ -58,8 +58,8 @@ extension SyncEngine {
         var resealed: [(Int64, String)] = []
         for change in try cache.pending(vaultId: vaultId) {
             guard let data = change.encryptedData, Envelope.keyEpoch(of: data) != vault.key.epoch else { continue }
-            let document = try VaultCrypto.openItem(data, itemId: change.itemId, vaultId: vaultId, keys: vault.keys)
-            resealed.append((change.seq, try VaultCrypto.sealItem(document, itemId: change.itemId, vaultId: vaultId, key: vault.key)))
+            let document = try VaultCrypto.openQueued(data, itemId: change.itemId, vaultId: vaultId, keys: vault.keys)
+            resealed.append((change.seq, try VaultCrypto.sealQueued(document, itemId: change.itemId, vaultId: vaultId, key: vault.key)))
         }
         guard !resealed.isEmpty else { return 0 }
         try cache.transaction {
@@ -69,12 +69,10 @@ extension SyncEngine {
         return resealed.count
     }
 
-    /// `data` sealed under the vault's current key (itself when it already is).
-    func sealedUnderCurrentKey(_ data: String, itemId: String, vaultId: String) async throws -> String {
-        let vault = try await vault(vaultId)
-        guard Envelope.keyEpoch(of: data) != vault.key.epoch else { return data }
-        let document = try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: vault.keys)
-        return try VaultCrypto.sealItem(document, itemId: itemId, vaultId: vaultId, key: vault.key)
+    /// Queued (or conflict-record) `data` sealed under the vault's current key for the version it
+    /// is pushed as.
+    func sealedForPush(_ data: String, itemId: String, vaultId: String, version: Int) async throws -> String {
+        try VaultCrypto.rebindQueued(data, itemId: itemId, vaultId: vaultId, version: version, keys: try await vault(vaultId).keys)
     }
 
     /// Every key of a vault this device holds. For a vault it lost or deleted, the keys kept in the

@@ -17,9 +17,14 @@ public struct RevokeOutcome: Sendable, Equatable {
 /// shown by `coffer status` and finished by the next command (every round tries again).
 extension SyncEngine {
     /// Removes `member` from the vault and rotates its key; then re-encrypts the vault's items.
-    public func revoke(member: VaultMember, vaultId: String) async throws -> RevokeOutcome {
+    /// The new key is sealed only to members pinned on this device or in `confirming` (what the
+    /// person confirmed when asked); `confirming` is pinned, never recorded: a revoke finished
+    /// later meets any other member as unconfirmed and stays recorded with that error.
+    public func revoke(member: VaultMember, vaultId: String, confirming: [PinnedContact] = []) async throws -> RevokeOutcome {
         guard sharing != nil else { throw CofferError.localStorage("this engine has no contacts to seal a new key to") }
         let vault = try await refreshVault(vaultId)
+        let (userId, _, _) = try await vaultClient.identity()
+        guard vault.summary.ownerId == userId else { throw SharingTrustError.notOwner(vaultId: vaultId) }
         let record = PendingRevoke(
             vaultId: vaultId, userId: member.userId, email: member.email, fromEpoch: vault.key.epoch, step: "rotate", startedAt: .now, lastError: nil
         )
@@ -28,7 +33,7 @@ extension SyncEngine {
             try cache.log("revoke", vaultId: vaultId, detail: "recorded: remove \(member.userId), then rotate from key \(vault.key.epoch)")
         }
         publishStatus()
-        return try await finish(record)
+        return try await finish(record, confirming: confirming)
     }
 
     /// Revokes recorded but not finished (interrupted, offline, refused).
@@ -47,7 +52,7 @@ extension SyncEngine {
         return done
     }
 
-    private func finish(_ start: PendingRevoke) async throws -> RevokeOutcome {
+    private func finish(_ start: PendingRevoke, confirming: [PinnedContact] = []) async throws -> RevokeOutcome {
         guard let sharing else { throw CofferError.localStorage("this engine has no contacts to seal a new key to") }
         var record = start
         do {
@@ -55,7 +60,7 @@ extension SyncEngine {
             if record.step == "rotate" {
                 let stillMember = try await sharing.members(vaultId: record.vaultId).contains { $0.userId == record.userId }
                 if vault.key.epoch <= record.fromEpoch || stillMember {
-                    let rotated = try await sharing.rotateOnly(vault, removing: [record.userId])
+                    let rotated = try await sharing.rotateOnly(vault, removing: [record.userId], confirming: confirming)
                     try cache.refetchableTransaction { try cache.saveVault(rotated.summary) }
                     vault = try await adopt(rotated.summary)
                 }

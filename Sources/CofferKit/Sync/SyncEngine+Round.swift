@@ -11,7 +11,8 @@ extension SyncEngine {
         setState(.syncing)
         do {
             var report = SyncReport()
-            if refreshVaults || vaultsStale { try await refreshVaultSummaries() }
+            let readAll = refreshVaults || vaultsStale
+            if readAll { try await refreshVaultSummaries(into: &report) }
             // A revoke interrupted or refused earlier is finished before anything else is pushed.
             if try !cache.pendingRevokes().isEmpty { await finishPendingRevokes() }
             try await pull(into: &report)
@@ -20,6 +21,8 @@ extension SyncEngine {
             }
             report.pending = try cache.pendingCount()
             report.openConflicts = try cache.openConflictCount()
+            // Shown by `coffer status` until a round that reads every vault no longer refuses them.
+            try cache.transaction { try cache.saveRefusedVaults(report.refusedVaults, replacing: readAll) }
             let now = Timestamp.now
             if !report.quiet {
                 try cache.refetchableTransaction {
@@ -54,8 +57,10 @@ extension SyncEngine {
         return try status()
     }
 
-    /// Stores the current summary of every known vault whose name, role or key changed.
-    private func refreshVaultSummaries() async throws {
+    /// Stores the current summary of every known vault whose name, role or key changed. A vault
+    /// whose new summary fails verification is refused (its local copy stays as it was); the
+    /// others are stored.
+    private func refreshVaultSummaries(into report: inout SyncReport) async throws {
         let known = Dictionary(uniqueKeysWithValues: try cache.vaults().map { ($0.summary.id, $0.summary) })
         var changed: [VaultSummary] = []
         for summary in try await transport.vaults() {
@@ -63,7 +68,12 @@ extension SyncEngine {
                 || old.role != summary.role || old.keySealedBy != summary.keySealedBy || old.keyEpoch != summary.keyEpoch
                 || old.keyHistory != summary.keyHistory
             else { continue }
-            try await adopt(summary)  // a tampered key, history or name, or an older key, stops here
+            do {
+                try await adopt(summary)  // a tampered key, history or name, or an older key, stops here
+            } catch where Self.isVerificationFailure(error) {
+                await refuse(summary.id, because: "\(error)", into: &report)
+                continue
+            }
             changed.append(summary)
         }
         try cache.refetchableTransaction {
@@ -80,9 +90,17 @@ extension SyncEngine {
     private func pull(into report: inout SyncReport) async throws {
         var total: Int?
         let startedAt = report.pulled
+        let userId = try await vaultClient.identity().userId
+        // A vault refused this round pages on in memory only, so that the others' pages move on;
+        // nothing of it is stored, and the next round reads it again from its stored cursor.
+        var refusedCursors: [String: Int64] = [:]
         while true {
             let known = try cache.vaults()
-            let cursors = Dictionary(uniqueKeysWithValues: known.map { ($0.summary.id, $0.cursor) })
+            // A vault kept after access was lost is not asked for: should it come back, the server
+            // lists it as gained, with its current key, and it is merged with the kept copy.
+            let kept = try cache.keptVaultIds()
+            var cursors = Dictionary(uniqueKeysWithValues: known.filter { !kept.contains($0.summary.id) }.map { ($0.summary.id, $0.cursor) })
+            cursors.merge(refusedCursors) { $1 }
             let seen = Dictionary(uniqueKeysWithValues: known.map { ($0.summary.id, $0.highest) })
             let answer = try await transport.pull(PullRequest(vaults: cursors, limit: configuration.pageSize))
 
@@ -94,45 +112,101 @@ extension SyncEngine {
                 }
                 let sent = cursors[changes.vaultId] ?? 0
                 let highest = seen[changes.vaultId] ?? 0
-                if changes.cursor < highest { throw SyncError.rollback(vaultId: changes.vaultId, seen: highest, answered: changes.cursor) }
+                // A page with more to come may end below what was seen once (a kept vault pulled again
+                // from the start); the last page may not.
+                let floor = changes.hasMore ? sent : highest
+                if changes.cursor < floor { throw SyncError.rollback(vaultId: changes.vaultId, seen: floor, answered: changes.cursor) }
                 for item in changes.items where item.revision <= sent || item.revision > changes.cursor || item.vaultId != changes.vaultId {
                     throw SyncError.rollback(vaultId: changes.vaultId, seen: max(sent, highest), answered: item.revision)
                 }
             }
-            var refreshed: [VaultSummary] = []
-            for summary in answer.gained {
-                try await adopt(summary)
-            }
-            // Decrypt every item now: a tampered one stops the round before anything is stored.
-            var documents: [String: ItemDocument] = [:]
+            // Per item: never below the version this device holds; a deletion only with its tombstone.
             for changes in answer.vaults {
-                for item in changes.items where !item.deleted {
-                    guard let data = item.encryptedData else { continue }
-                    do {
-                        documents[item.id] = try await open(data, itemId: item.id, vaultId: item.vaultId)
-                    } catch let error as CofferError where !refreshed.contains(where: { $0.id == item.vaultId }) && !gained.contains(item.vaultId) {
-                        // The vault key may have been rotated by another member: fetch it once and retry.
-                        guard case .tampered = error else { throw error }
-                        let summary = try await transport.vault(id: item.vaultId)
-                        try await adopt(summary)
-                        refreshed.append(summary)
-                        documents[item.id] = try await open(data, itemId: item.id, vaultId: item.vaultId)
+                for item in changes.items {
+                    let held = try cache.item(id: item.id)
+                    if let held, item.version < held.version {
+                        throw SyncError.itemRollback(itemId: item.id, vaultId: item.vaultId, seen: held.version, answered: item.version)
                     }
+                }
+            }
+            // Each vault is verified on its own: one that fails (its key, history or name, a
+            // tombstone, an item) is refused and none of it is stored; the others go on.
+            var refused = Set(report.refusedVaults.map(\.vaultId))
+            var adopted: [VaultSummary] = []
+            for summary in answer.gained where !refused.contains(summary.id) {
+                do {
+                    try await adopt(summary)
+                    adopted.append(summary)
+                } catch where Self.isVerificationFailure(error) {
+                    await refuse(summary.id, because: "\(error)", into: &report)
+                    refused.insert(summary.id)
+                }
+            }
+            var refreshed: [VaultSummary] = []
+            // Decrypt every item now: a tampered one keeps its vault out before anything is stored.
+            var documents: [String: ItemDocument] = [:]
+            for changes in answer.vaults where !refused.contains(changes.vaultId) {
+                do {
+                    for item in changes.items where item.deleted {
+                        try await verifyDeletion(item, held: try cache.item(id: item.id))
+                    }
+                    for item in changes.items where !item.deleted {
+                        guard let data = item.encryptedData else { continue }
+                        do {
+                            documents[item.id] = try await open(data, itemId: item.id, vaultId: item.vaultId, binding: .version(item.version))
+                        } catch let error as CofferError where !refreshed.contains(where: { $0.id == item.vaultId }) && !gained.contains(item.vaultId) {
+                            // The vault key may have been rotated by another member: fetch it once and retry.
+                            guard case .tampered = error else { throw error }
+                            let summary = try await transport.vault(id: item.vaultId)
+                            try await adopt(summary)
+                            refreshed.append(summary)
+                            documents[item.id] = try await open(data, itemId: item.id, vaultId: item.vaultId, binding: .version(item.version))
+                        }
+                    }
+                } catch where Self.isVerificationFailure(error) {
+                    await refuse(changes.vaultId, because: "\(error)", into: &report)
+                    refused.insert(changes.vaultId)
+                    refreshed.removeAll { $0.id == changes.vaultId }
+                    adopted.removeAll { $0.id == changes.vaultId }
+                }
+            }
+            for changes in answer.vaults where refused.contains(changes.vaultId) { refusedCursors[changes.vaultId] = changes.cursor }
+            // A claim that this account lost a vault it owns is refused (nothing is deleted); a
+            // shared vault it lost is kept, read-only, until a verified removal exists.
+            var lost: [String] = []
+            for vaultId in answer.lost {
+                refusedCursors[vaultId] = nil
+                guard let cached = known.first(where: { $0.summary.id == vaultId }), !kept.contains(vaultId) else { continue }
+                if cached.summary.ownerId == userId || cached.summary.keySealedBy == nil {
+                    await refuse(
+                        vaultId,
+                        because: "the server says this account lost vault \(vaultId), which it owns: an unverified claim, refused; nothing was deleted "
+                            + "(if you deleted it on another device, `coffer vault forget \(vaultId)` drops this copy)",
+                        into: &report
+                    )
+                    refused.insert(vaultId)
+                } else {
+                    lost.append(vaultId)
                 }
             }
 
             var events: [SyncEvent] = []
-            let lost = answer.lost
             try cache.refetchableTransaction {
-                for summary in answer.gained + refreshed {
+                for summary in adopted + refreshed {
                     try cache.saveVault(summary)
                     if gained.contains(summary.id) {
-                        try cache.log("gained", vaultId: summary.id)
+                        if kept.contains(summary.id) {
+                            // Back (shared again): its pulled items and cursor merge with the kept copy.
+                            try cache.unmarkKept(vaultId: summary.id)
+                            try cache.log("gained", vaultId: summary.id, detail: "access regained; merged with the copy kept on this device")
+                        } else {
+                            try cache.log("gained", vaultId: summary.id)
+                        }
                         events.append(.gainedVault(summary.id))
                         report.gainedVaults += 1
                     }
                 }
-                for changes in answer.vaults {
+                for changes in answer.vaults where !refused.contains(changes.vaultId) {
                     for item in changes.items {
                         // Our own pushes come back once; they are not news.
                         let echo = try cache.item(id: item.id).map { $0.version >= item.version } ?? false
@@ -148,9 +222,10 @@ extension SyncEngine {
                 }
                 for vaultId in lost {
                     // Queued changes to a vault we lost cannot be pushed; they are kept as rejected.
-                    try forgetVault(id: vaultId, reason: "access to the vault was lost", logKind: "lost")
+                    try keepLostVault(id: vaultId)
                     events.append(.lostVault(vaultId))
                     report.lostVaults += 1
+                    report.keptVaults.append(vaultId)
                 }
             }
             for vaultId in lost { keys[vaultId] = nil }
@@ -181,14 +256,21 @@ extension SyncEngine {
         var wrote = false
         // Items whose conflict could not be settled this round (the server moved on meanwhile).
         var deferred = Set<String>()
+        // A vault refused this round keeps its queued changes queued, for a round that verifies it.
+        let refused = Set(report.refusedVaults.map(\.vaultId))
+        for vaultId in refused { deferred.formUnion(try cache.pending(vaultId: vaultId).map(\.itemId)) }
         // What was queued before a rotation goes out sealed under the current key, never the old one.
-        for cached in try cache.vaults() { try await resealQueued(vaultId: cached.summary.id) }
+        for cached in try cache.vaults() where !refused.contains(cached.summary.id) { try await resealQueued(vaultId: cached.summary.id) }
         var staleAnswers: [String: Int] = [:]
         while true {
             let ready = try cache.readyChanges(limit: configuration.pushBatch, excluding: deferred)
             if ready.isEmpty { return wrote }
-            let answer = try await transport.push(PushRequest(changes: ready.map {
-                PushChange(vaultId: $0.vaultId, itemId: $0.itemId, baseVersion: $0.baseVersion ?? 0, encryptedData: $0.encryptedData, deleted: $0.deleted ? true : nil)
+            // Each change is sealed now for the version it will get (its base + 1): only now is the
+            // base known, since an earlier change of the same item moves it when it is applied.
+            var sent: [String] = []
+            for change in ready { sent.append(try await sealedForPush(change)) }
+            let answer = try await transport.push(PushRequest(changes: zip(ready, sent).map { change, data in
+                PushChange(vaultId: change.vaultId, itemId: change.itemId, baseVersion: change.baseVersion ?? 0, encryptedData: data, deleted: change.deleted ? true : nil)
             }))
             guard answer.results.count == ready.count else {
                 throw CofferClientError.invalidResponse("the push answered \(answer.results.count) results for \(ready.count) changes")
@@ -199,17 +281,21 @@ extension SyncEngine {
             var events: [SyncEvent] = []
             var stale: [String: [String]] = [:]
             try cache.refetchableTransaction {
-                for (change, result) in zip(ready, answer.results) {
+                for (change, (result, data)) in zip(ready, zip(answer.results, sent)) {
                     switch result.status {
                     case .applied:
                         guard let version = result.version, let revision = result.revision else {
                             throw CofferClientError.invalidResponse("an applied change without its version")
                         }
+                        // The data was sealed for base + 1; any other version would not open.
+                        guard version == (change.baseVersion ?? 0) + 1 else {
+                            throw CofferClientError.invalidResponse("the push applied item \(change.itemId) as version \(version), not \((change.baseVersion ?? 0) + 1)")
+                        }
                         let now = Timestamp.now
                         let previous = try cache.item(id: change.itemId)
                         try cache.completed(change, newVersion: version)
                         try cache.saveItem(Item(
-                            id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version, revision: revision,
+                            id: change.itemId, vaultId: change.vaultId, encryptedData: data, version: version, revision: revision,
                             deleted: change.deleted, createdAt: previous?.createdAt ?? now, updatedAt: now, deviceId: deviceId
                         ))
                         try cache.log("pushed", vaultId: change.vaultId, itemId: change.itemId, version: version, detail: change.deleted ? "delete" : nil)
@@ -263,6 +349,17 @@ extension SyncEngine {
         try cache.log("rejected", vaultId: vaultId, itemId: itemId, detail: reason)
     }
 
+    /// What goes out for a queued change: its content, or for a deletion a tombstone (when and
+    /// by which device), sealed under the current key for the version the change will get.
+    private func sealedForPush(_ change: PendingChange) async throws -> String {
+        let version = (change.baseVersion ?? 0) + 1
+        guard let data = change.encryptedData else {
+            let tombstone = ItemTombstone(modifiedAt: change.queuedAt, modifiedBy: deviceId)
+            return try VaultCrypto.sealTombstone(tombstone, itemId: change.itemId, vaultId: change.vaultId, version: version, key: try await vault(change.vaultId).key)
+        }
+        return try await sealedForPush(data, itemId: change.itemId, vaultId: change.vaultId, version: version)
+    }
+
     /// Settles one conflict by policy. Every queued change of the item is settled together (the
     /// last one is this device's side; earlier ones are kept in the record). Returns false when
     /// the server moved on while settling; the queue is then left as it was for the next round.
@@ -270,9 +367,19 @@ extension SyncEngine {
         let queued = try cache.pending(itemId: change.itemId)
         guard let last = queued.last else { return true }
         let vaultId = change.vaultId
-        let local = try await open(optional: last.encryptedData, itemId: change.itemId, vaultId: vaultId)
-        let server = try await open(optional: current.deleted ? nil : current.encryptedData, itemId: current.id, vaultId: vaultId)
-        let baseDocument = try await open(optional: base.flatMap { $0.deleted ? nil : $0.encryptedData }, itemId: current.id, vaultId: vaultId)
+        // The server's side is checked like a pulled item: bound to its version, not below what
+        // this device holds, a deletion only with its tombstone.
+        try checkConflictAnswer(current, itemId: change.itemId, vaultId: vaultId)
+        let held = try cache.item(id: current.id)
+        if current.deleted { try await verifyDeletion(current, held: held) }
+        if let base, base.version != change.baseVersion {
+            throw CofferClientError.invalidResponse("the conflict answer for item \(current.id) gave version \(base.version) as the base, not \(change.baseVersion ?? 0)")
+        }
+        let local = try await open(optional: last.encryptedData, itemId: change.itemId, vaultId: vaultId, binding: .queued)
+        let server = try await open(optional: current.deleted ? nil : current.encryptedData, itemId: current.id, vaultId: vaultId, binding: .version(current.version))
+        let baseDocument = try await open(
+            optional: base.flatMap { $0.deleted ? nil : $0.encryptedData }, itemId: current.id, vaultId: vaultId, binding: .version(base?.version ?? 0)
+        )
         let policy = try override ?? policy(vaultId: vaultId)
 
         let outcome: ConflictOutcome
@@ -306,13 +413,15 @@ extension SyncEngine {
         do {
             switch outcome {
             case .push(let document):
-                let sealed = try VaultCrypto.sealItem(document, itemId: current.id, vaultId: vaultId, key: try await vault(vaultId).key)
+                let sealed = try VaultCrypto.sealItem(document, itemId: current.id, vaultId: vaultId, version: current.version + 1, key: try await vault(vaultId).key)
                 settled = try await transport.resolve(ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: sealed, strategy: "client"))
+                try checkResolved(settled, sent: sealed, basedOn: current)
                 label = settledBy == .merge ? "merged" : "pushed-local"
             case .keepServer where local == nil && server == nil:
                 label = "both-deleted"  // nothing to settle: both sides deleted it
             case .keepServer:
                 settled = try await transport.resolve(ResolveRequest(itemId: current.id, baseVersion: current.version, strategy: "server"))
+                try checkResolved(settled, sent: nil, basedOn: current)
                 label = "kept-server"
             case .manual:
                 label = "manual"
@@ -340,6 +449,28 @@ extension SyncEngine {
         return outcome != .manual
     }
 
+    /// Refuses a conflict answer that offers an item below the version this device holds (a
+    /// rollback or a replay) or for another item or vault.
+    private func checkConflictAnswer(_ current: Item, itemId: String, vaultId: String) throws {
+        guard current.id == itemId, current.vaultId == vaultId else {
+            throw CofferClientError.invalidResponse("the conflict answer for item \(itemId) is about item \(current.id) of vault \(current.vaultId)")
+        }
+        if let held = try cache.item(id: itemId), current.version < held.version {
+            throw SyncError.itemRollback(itemId: itemId, vaultId: vaultId, seen: held.version, answered: current.version)
+        }
+    }
+
+    /// Checks what a resolve answered before it is stored: the item this device sent for the
+    /// version it was sealed for (`sent`), or the server's kept as it was (`sent` nil).
+    func checkResolved(_ settled: Item, sent: String?, deleted: Bool = false, basedOn current: Item) throws {
+        let expected = sent == nil ? current.version : current.version + 1
+        guard settled.id == current.id, settled.vaultId == current.vaultId, settled.version == expected,
+              settled.encryptedData == (sent ?? current.encryptedData), settled.deleted == (sent == nil ? current.deleted : deleted)
+        else {
+            throw CofferClientError.invalidResponse("the server answered the settlement of item \(current.id) with other content or version \(settled.version), not \(expected)")
+        }
+    }
+
     // MARK: Open conflicts
 
     /// Which side the user keeps when settling an open conflict.
@@ -359,17 +490,27 @@ extension SyncEngine {
         var settled: Item?
         for attempt in 1...2 {
             guard let current = try cache.item(id: record.itemId) else { throw SyncError.unknownItem(record.itemId) }
-            // The local side may predate a rotation: it goes out under the current key, never the old one.
-            var local: String?
-            if let data = record.localData { local = try await sealedUnderCurrentKey(data, itemId: record.itemId, vaultId: record.vaultId) }
+            // The local side goes out under the current key (it may predate a rotation), sealed for
+            // the version it will get; a deletion as its tombstone.
+            let version = current.version + 1
+            let local = if let data = record.localData {
+                try await sealedForPush(data, itemId: record.itemId, vaultId: record.vaultId, version: version)
+            } else {
+                try VaultCrypto.sealTombstone(
+                    ItemTombstone(modifiedAt: configuration.clock(), modifiedBy: deviceId), itemId: record.itemId, vaultId: record.vaultId, version: version,
+                    key: try await vault(record.vaultId).key
+                )
+            }
             let request = switch choice {
             case .local:
-                ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: local, deleted: local == nil ? true : nil, strategy: "client")
+                ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: local, deleted: record.localData == nil ? true : nil, strategy: "client")
             case .server:
                 ResolveRequest(itemId: current.id, baseVersion: current.version, strategy: "server")
             }
             do {
-                settled = try await transport.resolve(request)
+                let answer = try await transport.resolve(request)
+                try checkResolved(answer, sent: choice == .local ? local : nil, deleted: record.localData == nil, basedOn: current)
+                settled = answer
                 break
             } catch let error as CofferClientError where error.code == ErrorCode.staleKey && attempt == 1 {
                 try await refreshVault(record.vaultId)
@@ -387,6 +528,6 @@ extension SyncEngine {
 
     /// Decrypts the local side of a conflict (nil when this device deleted the item).
     public func localSide(of record: ConflictRecord) async throws -> ItemDocument? {
-        try await open(optional: record.localData, itemId: record.itemId, vaultId: record.vaultId)
+        try await open(optional: record.localData, itemId: record.itemId, vaultId: record.vaultId, binding: .queued)
     }
 }

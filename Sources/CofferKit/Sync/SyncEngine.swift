@@ -90,7 +90,8 @@ public actor SyncEngine {
     public func status() throws -> SyncStatus {
         SyncStatus(
             state: state, pending: try cache.pendingCount(), lastSync: try cache.meta("lastSync").flatMap { Int64($0) }.map(Timestamp.init(milliseconds:)),
-            openConflicts: try cache.openConflictCount(), lastError: state == .error || state == .offline ? lastError : nil
+            openConflicts: try cache.openConflictCount(), lastError: state == .error || state == .offline ? lastError : nil,
+            refusedVaults: try cache.refusedVaults(), keptVaults: try cache.keptVaultIds().sorted()
         )
     }
 
@@ -186,24 +187,49 @@ public actor SyncEngine {
     func writableVault(_ id: String) async throws -> DecryptedVault {
         let vault = try await vault(id)
         guard vault.summary.role >= .write else { throw SyncError.readOnly(vaultName: vault.metadata.name, role: vault.summary.role.rawValue) }
+        if try cache.keptVaultIds().contains(id) { throw SyncError.accessLost(vaultName: vault.metadata.name) }
+        try await requireAccepted(vault)
         return vault
     }
 
     /// Opens an item with whichever key of the vault it names; a key this device has not seen
     /// yet (a rotation elsewhere) is fetched once from the server and checked like any other.
-    func open(_ data: String, itemId: String, vaultId: String) async throws -> ItemDocument {
-        do {
-            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await keyRing(vaultId))
-        } catch CofferError.unknownKeyEpoch(_, let epoch, let known) where epoch > known && keys[vaultId] != nil {
-            try await refreshVault(vaultId)
-            return try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, keys: try await keyRing(vaultId))
-        }
+    /// `binding` is the version the server lists it at, or `.queued` for this device's queue.
+    func open(_ data: String, itemId: String, vaultId: String, binding: VaultCrypto.ItemBinding) async throws -> ItemDocument {
+        try await withKeys(vaultId) { try VaultCrypto.openItem(data, itemId: itemId, vaultId: vaultId, binding: binding, keys: $0) }
     }
 
     /// `open`, for data that may be absent (a deletion).
-    func open(optional data: String?, itemId: String, vaultId: String) async throws -> ItemDocument? {
+    func open(optional data: String?, itemId: String, vaultId: String, binding: VaultCrypto.ItemBinding) async throws -> ItemDocument? {
         guard let data else { return nil }
-        return try await open(data, itemId: itemId, vaultId: vaultId)
+        return try await open(data, itemId: itemId, vaultId: vaultId, binding: binding)
+    }
+
+    /// Checks the server's deletion of `item`: its tombstone must open for the item and version.
+    /// A bare deletion (no tombstone) is taken only when this device has nothing of the item to
+    /// lose (never saw it, or holds it deleted already): deletions written before tombstones
+    /// were sealed have none. Otherwise it is refused and nothing changes locally.
+    func verifyDeletion(_ item: Item, held: Item?) async throws {
+        guard let data = item.encryptedData else {
+            let pending = try cache.pending(itemId: item.id)
+            if (held == nil || held?.deleted == true) && pending.isEmpty { return }
+            throw CofferError.tampered(
+                "the server says item \(item.id) of vault \(item.vaultId) was deleted (version \(item.version)) but sends no sealed tombstone; "
+                    + "the deletion was refused and the local copy kept"
+            )
+        }
+        _ = try await withKeys(item.vaultId) { try VaultCrypto.openTombstone(data, itemId: item.id, vaultId: item.vaultId, version: item.version, keys: $0) }
+    }
+
+    /// Runs `body` with the vault's key ring, once more after fetching the vault when the data
+    /// names a key epoch newer than any this device holds.
+    func withKeys<T>(_ vaultId: String, _ body: (VaultKeyRing) throws -> T) async throws -> T {
+        do {
+            return try body(try await keyRing(vaultId))
+        } catch CofferError.unknownKeyEpoch(_, let epoch, let known) where epoch > known && keys[vaultId] != nil {
+            try await refreshVault(vaultId)
+            return try body(try await keyRing(vaultId))
+        }
     }
 
     // MARK: Local reads (work offline)
@@ -234,8 +260,9 @@ public actor SyncEngine {
     private func overlay(_ server: Item?, pending: [PendingChange]) async throws -> LocalItem {
         guard let last = pending.last else {
             let item = server!
-            let document = try await open(optional: item.encryptedData, itemId: item.id, vaultId: item.vaultId)
-            return LocalItem(item: DecryptedItem(item: item, document: item.deleted ? nil : document), pendingChanges: 0)
+            // A deletion's data is its tombstone, checked when it was pulled.
+            let document = item.deleted ? nil : try await open(optional: item.encryptedData, itemId: item.id, vaultId: item.vaultId, binding: .version(item.version))
+            return LocalItem(item: DecryptedItem(item: item, document: document), pendingChanges: 0)
         }
         var item = server ?? Item(
             id: last.itemId, vaultId: last.vaultId, encryptedData: nil, version: 0, revision: 0, deleted: false,
@@ -244,7 +271,7 @@ public actor SyncEngine {
         item.encryptedData = last.encryptedData
         item.deleted = last.deleted
         item.updatedAt = last.queuedAt
-        let document = try await open(optional: last.encryptedData, itemId: item.id, vaultId: item.vaultId)
+        let document = try await open(optional: last.encryptedData, itemId: item.id, vaultId: item.vaultId, binding: .queued)
         return LocalItem(item: DecryptedItem(item: item, document: document), pendingChanges: pending.count)
     }
 
@@ -256,7 +283,8 @@ public actor SyncEngine {
         var document = document
         document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
-        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
+        // Queued bound to no version: the push seals it for the version it gets (`push`).
+        let sealed = try VaultCrypto.sealQueued(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
         try cache.transaction {
             try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: 0, encryptedData: sealed, at: document.modifiedAt)
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "create")
@@ -273,7 +301,7 @@ public actor SyncEngine {
         document.modifiedAt = configuration.clock()
         document.modifiedBy = deviceId
         let vaultId = current.item.item.vaultId
-        let sealed = try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
+        let sealed = try VaultCrypto.sealQueued(document, itemId: id, vaultId: vaultId, key: try await writableVault(vaultId).key)
         try cache.transaction {
             try cache.enqueue(itemId: id, vaultId: vaultId, serverVersion: current.item.item.version, encryptedData: sealed, at: document.modifiedAt)
             try cache.log("queued", vaultId: vaultId, itemId: id, detail: "edit")
@@ -282,7 +310,8 @@ public actor SyncEngine {
         return try await item(id: id)!
     }
 
-    /// Queues the deletion of an item (the server keeps its history).
+    /// Queues the deletion of an item (the server keeps its history). The queue holds no data for
+    /// it; the push seals its tombstone (time of the deletion, this device) for its version.
     public func deleteItem(id: String) async throws {
         guard let current = try await item(id: id) else { throw SyncError.unknownItem(id) }
         let vaultId = current.item.item.vaultId

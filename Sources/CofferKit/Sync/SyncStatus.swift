@@ -18,13 +18,22 @@ public struct SyncStatus: Sendable, Equatable, Codable {
     public var lastSync: Timestamp?
     public var openConflicts: Int
     public var lastError: String?
+    /// Vaults the last round kept out because they failed verification.
+    public var refusedVaults: [RefusedVault]
+    /// Vaults whose access the server says was lost, kept read-only on this device.
+    public var keptVaults: [String]
 
-    public init(state: State, pending: Int, lastSync: Timestamp?, openConflicts: Int, lastError: String? = nil) {
+    public init(
+        state: State, pending: Int, lastSync: Timestamp?, openConflicts: Int, lastError: String? = nil, refusedVaults: [RefusedVault] = [],
+        keptVaults: [String] = []
+    ) {
         self.state = state
         self.pending = pending
         self.lastSync = lastSync
         self.openConflicts = openConflicts
         self.lastError = lastError
+        self.refusedVaults = refusedVaults
+        self.keptVaults = keptVaults
     }
 }
 
@@ -54,6 +63,10 @@ public struct SyncReport: Sendable, Equatable, Codable {
     public var lostVaults = 0
     public var pending = 0
     public var openConflicts = 0
+    /// Vaults kept out of this round because they failed verification (the others synced).
+    public var refusedVaults: [RefusedVault] = []
+    /// Vaults whose access the server said was lost this round, kept read-only on this device.
+    public var keptVaults: [String] = []
 
     public init() {}
 

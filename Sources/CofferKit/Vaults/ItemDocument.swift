@@ -86,3 +86,18 @@ extension ItemDocument: JSONByteReadable {
         }
     }
 }
+
+/// What a deletion seals in place of the item: that it was deleted, when and by which device.
+/// Sealed for the deletion's version, so a server can neither invent a deletion nor move one.
+public struct ItemTombstone: Codable, Sendable, Equatable {
+    /// Always true; tells a tombstone from an item document.
+    public var deleted: Bool
+    public var modifiedAt: Timestamp
+    public var modifiedBy: String?
+
+    public init(modifiedAt: Timestamp, modifiedBy: String?) {
+        deleted = true
+        self.modifiedAt = modifiedAt
+        self.modifiedBy = modifiedBy
+    }
+}

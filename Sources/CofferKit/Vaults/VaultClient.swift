@@ -42,6 +42,7 @@ public struct VaultClient: Sendable {
 
     func decrypt(_ summary: VaultSummary) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await identity()
+        try SharingTrust.requireKeySource(of: summary, userId: userId)
         let key: VaultKey
         if let sealer = summary.keySealedBy {
             // Shared with us (or rotated by another member): sealed to our sharing key.
@@ -90,7 +91,7 @@ public struct VaultClient: Sendable {
         var document = document
         document.modifiedBy = deviceId
         let id = UUID().uuidString.lowercased()
-        let data = try VaultCrypto.sealItem(document, itemId: id, vaultId: vault.summary.id, key: vault.key)
+        let data = try VaultCrypto.sealItem(document, itemId: id, vaultId: vault.summary.id, version: 1, key: vault.key)
         let item: Item = try await client.authorized(.POST, "/api/vaults/\(vault.summary.id)/items", body: CreateItemRequest(id: id, encryptedData: data))
         return DecryptedItem(item: item, document: document)
     }
@@ -120,8 +121,13 @@ public struct VaultClient: Sendable {
         guard item.vaultId == vault.summary.id else {
             throw CofferError.tampered("item \(item.id) was served for vault \(vault.summary.id) but claims vault \(item.vaultId)")
         }
-        guard let data = item.encryptedData, !item.deleted else { return DecryptedItem(item: item, document: nil) }
-        return DecryptedItem(item: item, document: try VaultCrypto.openItem(data, itemId: item.id, vaultId: vault.summary.id, keys: vault.keys))
+        if item.deleted {
+            // A tombstone must open for this item and version; a bare one predates tombstones.
+            if let data = item.encryptedData { _ = try VaultCrypto.openTombstone(data, itemId: item.id, vaultId: vault.summary.id, version: item.version, keys: vault.keys) }
+            return DecryptedItem(item: item, document: nil)
+        }
+        guard let data = item.encryptedData else { throw CofferError.tampered("item \(item.id) of vault \(vault.summary.id) has no content") }
+        return DecryptedItem(item: item, document: try VaultCrypto.openItem(data, itemId: item.id, vaultId: vault.summary.id, version: item.version, keys: vault.keys))
     }
 
     /// Replaces an item's content; a stale `baseVersion` throws `CofferClientError.server(409…)`.
@@ -130,39 +136,87 @@ public struct VaultClient: Sendable {
         var document = document
         document.modifiedAt = .now
         document.modifiedBy = deviceId
-        let data = try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, key: vault.key)
-        let updated: Item = try await client.authorized(.PUT, "/api/items/\(item.item.id)", body: UpdateItemRequest(baseVersion: item.item.version, encryptedData: data))
+        return try await write(document, over: item.item, in: vault)
+    }
+
+    /// Writes `document` exactly as given as the version after `base`.
+    private func write(_ document: ItemDocument, over base: Item, in vault: DecryptedVault) async throws -> DecryptedItem {
+        let data = try VaultCrypto.sealItem(document, itemId: base.id, vaultId: vault.summary.id, version: base.version + 1, key: vault.key)
+        let updated: Item = try await client.authorized(.PUT, "/api/items/\(base.id)", body: UpdateItemRequest(baseVersion: base.version, encryptedData: data))
+        try Self.check(updated, wrote: data, over: base)
         return DecryptedItem(item: updated, document: document)
     }
 
-    public func deleteItem(_ item: DecryptedItem) async throws -> Item {
-        try await client.authorized(.DELETE, "/api/items/\(item.item.id)", body: DeleteItemRequest(baseVersion: item.item.version))
+    /// Deletes an item with a tombstone (this device, now) sealed for the deletion's version.
+    public func deleteItem(_ item: DecryptedItem, in vault: DecryptedVault) async throws -> Item {
+        let (_, _, deviceId) = try await identity()
+        let base = item.item
+        let tombstone = try VaultCrypto.sealTombstone(
+            ItemTombstone(modifiedAt: .now, modifiedBy: deviceId), itemId: base.id, vaultId: vault.summary.id, version: base.version + 1, key: vault.key
+        )
+        let deleted: Item = try await client.authorized(.DELETE, "/api/items/\(base.id)", body: DeleteItemRequest(baseVersion: base.version, encryptedData: tombstone))
+        try Self.check(deleted, wrote: tombstone, over: base)
+        return deleted
     }
 
-    /// Kept versions, newest first, decrypted.
-    public func history(of item: DecryptedItem, in vault: DecryptedVault) async throws -> [(ItemVersion, ItemDocument?)] {
+    /// The server's answer to a write must be what was written, as the version after `base`.
+    private static func check(_ answer: Item, wrote data: String, over base: Item) throws {
+        guard answer.id == base.id, answer.vaultId == base.vaultId, answer.version == base.version + 1, answer.encryptedData == data else {
+            throw CofferClientError.invalidResponse("the server answered the write of item \(base.id) with other content or version \(answer.version), not \(base.version + 1)")
+        }
+    }
+
+    /// Kept versions, newest first, decrypted: each opens only as the version it is listed at, and
+    /// a deletion only with its tombstone. `modifiedAt` and `modifiedBy` come from inside the
+    /// sealed data (nil for a deletion written before tombstones), not from the server's listing.
+    public func versions(of item: DecryptedItem, in vault: DecryptedVault) async throws -> [AuthenticatedVersion] {
         let response: ItemVersionsResponse = try await client.authorized(.GET, "/api/items/\(item.item.id)/versions", body: Optional<Int>.none)
+        var seen = Set<Int>()
         return try response.versions.map { version in
-            guard let data = version.encryptedData, !version.deleted else { return (version, nil) }
-            return (version, try VaultCrypto.openItem(data, itemId: item.item.id, vaultId: vault.summary.id, keys: vault.keys))
+            guard seen.insert(version.version).inserted else { throw CofferError.tampered("the history of item \(item.item.id) lists version \(version.version) twice") }
+            if version.deleted {
+                let tombstone = try version.encryptedData.map {
+                    try VaultCrypto.openTombstone($0, itemId: item.item.id, vaultId: vault.summary.id, version: version.version, keys: vault.keys)
+                }
+                return AuthenticatedVersion(version: version, document: nil, modifiedAt: tombstone?.modifiedAt, modifiedBy: tombstone?.modifiedBy)
+            }
+            guard let data = version.encryptedData else { throw CofferError.tampered("version \(version.version) of item \(item.item.id) has no content") }
+            let document = try VaultCrypto.openItem(data, itemId: item.item.id, vaultId: vault.summary.id, version: version.version, keys: vault.keys)
+            return AuthenticatedVersion(version: version, document: document, modifiedAt: document.modifiedAt, modifiedBy: document.modifiedBy)
         }
     }
 
-    public func restore(_ item: DecryptedItem, version: Int, in vault: DecryptedVault) async throws -> DecryptedItem {
-        do {
-            let restored: Item = try await client.authorized(.POST, "/api/items/\(item.item.id)/restore", body: RestoreItemRequest(version: version))
-            return try decrypt(restored, in: vault)
-        } catch let error as CofferClientError where error.code == ErrorCode.staleKey {
-            // That version is sealed under a key rotated away since: write its content again under the current key.
-            guard let (old, document) = try await history(of: item, in: vault).first(where: { $0.0.version == version }) else {
-                throw CofferClientError.server(status: 404, code: ErrorCode.notFound, message: "version \(version) of this item is not kept")
-            }
-            let current: Item = try await client.authorized(.GET, "/api/items/\(item.item.id)", body: Optional<Int>.none)
-            let base = DecryptedItem(item: current, document: nil)
-            guard let document, !old.deleted else { return DecryptedItem(item: try await deleteItem(base), document: nil) }
-            return try await editItem(base, document: document, in: vault)
-        }
+    /// Kept versions, newest first, decrypted (a deletion has no document).
+    public func history(of item: DecryptedItem, in vault: DecryptedVault) async throws -> [(ItemVersion, ItemDocument?)] {
+        try await versions(of: item, in: vault).map { ($0.version, $0.document) }
     }
+
+    /// Writes an old version back as the newest: opened as the version it was, sealed again (under
+    /// the current key) for the version it becomes, content unchanged (its edit time included, so
+    /// that the history shows it as a restore of that version). Done by the client, since the
+    /// server's copy of the old envelope would not open as another version.
+    public func restore(_ item: DecryptedItem, version: Int, in vault: DecryptedVault) async throws -> DecryptedItem {
+        guard let old = try await versions(of: item, in: vault).first(where: { $0.version.version == version }) else {
+            throw CofferClientError.server(status: 404, code: ErrorCode.notFound, message: "version \(version) of this item is not kept")
+        }
+        let current = try decrypt(try await client.authorized(.GET, "/api/items/\(item.item.id)", body: Optional<Int>.none), in: vault)
+        guard current.item.version >= item.item.version else {
+            throw SyncError.itemRollback(itemId: item.item.id, vaultId: vault.summary.id, seen: item.item.version, answered: current.item.version)
+        }
+        guard let document = old.document else { return DecryptedItem(item: try await deleteItem(current, in: vault), document: nil) }
+        return try await write(document, over: current.item, in: vault)
+    }
+}
+
+/// One kept version of an item, opened: what it holds and, from inside the sealed data, when and
+/// by which device it was written.
+public struct AuthenticatedVersion: Sendable {
+    /// The server's listing (its `createdAt` and `deviceId` are the server's word only).
+    public var version: ItemVersion
+    /// Nil for a deletion.
+    public var document: ItemDocument?
+    public var modifiedAt: Timestamp?
+    public var modifiedBy: String?
 }
 
 extension Array {

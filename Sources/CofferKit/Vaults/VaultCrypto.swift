@@ -91,24 +91,113 @@ public enum VaultCrypto {
         return try JSONDecoder().decode(VaultMetadata.self, from: data)
     }
 
-    public static func sealItem(_ document: ItemDocument, itemId: String, vaultId: String, key: VaultKey) throws -> String {
-        try Envelope.seal(try JSONEncoder().encode(document), key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId), keyEpoch: key.epoch)
+    /// Seals an item for the version the server will give it (`baseVersion + 1`; 1 for a new
+    /// item): the version is in the envelope's context, so a server that serves an old version's
+    /// ciphertext as the newest, or moves it to another version number, makes opening fail.
+    public static func sealItem(_ document: ItemDocument, itemId: String, vaultId: String, version: Int, key: VaultKey) throws -> String {
+        try Envelope.seal(try JSONEncoder().encode(document), key: key.key, context: itemContext(itemId, vaultId: vaultId, binding: .version(version)), keyEpoch: key.epoch)
     }
 
-    public static func openItem(_ envelope: String, itemId: String, vaultId: String, key: VaultKey) throws -> ItemDocument {
-        try openItem(envelope, itemId: itemId, vaultId: vaultId, keys: VaultKeyRing(current: key))
+    /// Seals an item for this device's offline queue: bound to the item but to no version, since
+    /// the version it will get is known only when it is pushed (`rebindQueued`).
+    static func sealQueued(_ document: ItemDocument, itemId: String, vaultId: String, key: VaultKey) throws -> String {
+        try Envelope.seal(try JSONEncoder().encode(document), key: key.key, context: itemContext(itemId, vaultId: vaultId, binding: .queued), keyEpoch: key.epoch)
     }
 
-    /// Opens an item with whichever key of the ring its envelope names.
-    public static func openItem(_ envelope: String, itemId: String, vaultId: String, keys: VaultKeyRing) throws -> ItemDocument {
-        let key = try self.key(for: envelope, in: keys, what: "item \(itemId) of vault \(vaultId)")
-        let data = try open(envelope, key: key.key, context: EnvelopeContext(purpose: "item", owner: vaultId, object: itemId), what: "item \(itemId) of vault \(vaultId)")
+    /// A queued item sealed again (under the current key of `keys`) for the version it is pushed as.
+    static func rebindQueued(_ envelope: String, itemId: String, vaultId: String, version: Int, keys: VaultKeyRing) throws -> String {
+        let what = "queued item \(itemId) of vault \(vaultId)"
+        let key = try self.key(for: envelope, in: keys, what: what)
+        let plaintext = try open(envelope, key: key.key, context: itemContext(itemId, vaultId: vaultId, binding: isLegacy(envelope) ? .legacy : .queued), what: what)
+        return try Envelope.seal(plaintext, key: keys.current.key, context: itemContext(itemId, vaultId: vaultId, binding: .version(version)), keyEpoch: keys.current.epoch)
+    }
+
+    public static func openItem(_ envelope: String, itemId: String, vaultId: String, version: Int, key: VaultKey) throws -> ItemDocument {
+        try openItem(envelope, itemId: itemId, vaultId: vaultId, version: version, keys: VaultKeyRing(current: key))
+    }
+
+    /// Opens an item as `version` (the version the server lists it at) with whichever key of the
+    /// ring its envelope names. A version 1 (legacy, pre-epoch) envelope is bound to no version:
+    /// it still opens, and is bound once the item is next written.
+    public static func openItem(_ envelope: String, itemId: String, vaultId: String, version: Int, keys: VaultKeyRing) throws -> ItemDocument {
+        try openItem(envelope, itemId: itemId, vaultId: vaultId, binding: .version(version), keys: keys)
+    }
+
+    /// Opens an item of this device's offline queue (or the local side of a conflict record).
+    public static func openQueued(_ envelope: String, itemId: String, vaultId: String, keys: VaultKeyRing) throws -> ItemDocument {
+        try openItem(envelope, itemId: itemId, vaultId: vaultId, binding: .queued, keys: keys)
+    }
+
+    /// What an item envelope is bound to besides its vault and id.
+    enum ItemBinding {
+        /// The version the server stores it as.
+        case version(Int)
+        /// A change in this device's queue, not yet given a version.
+        case queued
+        /// Envelopes from before versions were bound.
+        case legacy
+    }
+
+    static func itemContext(_ itemId: String, vaultId: String, binding: ItemBinding) -> EnvelopeContext {
+        let object = switch binding {
+        case .version(let version): "\(itemId)#\(version)"
+        case .queued: "\(itemId)#queued"
+        case .legacy: itemId
+        }
+        return EnvelopeContext(purpose: "item", owner: vaultId, object: object)
+    }
+
+    /// Whether `envelope` is a version 1 envelope, written before key epochs and item versions were bound.
+    static func isLegacy(_ envelope: String) -> Bool {
+        guard let head = Base64URL.decode(String(decoding: envelope.utf8.prefix(4), as: UTF8.self)) else { return false }
+        return head.first == Envelope.version
+    }
+
+    static func openItem(_ envelope: String, itemId: String, vaultId: String, binding: ItemBinding, keys: VaultKeyRing) throws -> ItemDocument {
+        let what = "item \(itemId) of vault \(vaultId)"
+        let key = try self.key(for: envelope, in: keys, what: what)
+        let context = itemContext(itemId, vaultId: vaultId, binding: isLegacy(envelope) ? .legacy : binding)
+        let data: Data
+        do {
+            data = try Envelope.open(envelope, key: key.key, context: context)
+        } catch {
+            if case .version(let version) = binding {
+                throw CofferError.tampered("\(what) failed to decrypt as version \(version): it was altered, moved, served as another version, or is not for this key")
+            }
+            throw CofferError.tampered("\(what) failed to decrypt: it was altered, moved, or is not for this key")
+        }
         do {
             if let document = data.withUnsafeBytes({ JSONByteReader.handRead(ItemDocument.self, from: $0) }) { return document }
             return try JSONDecoder().decode(ItemDocument.self, from: data)
         } catch {
             throw CofferError.tampered("item \(itemId) decrypted to something that is not an item")
         }
+    }
+
+    /// Seals the tombstone of a deletion for the version the deletion will get: who deleted the
+    /// item and when, so that a deletion can only come from a holder of the vault key.
+    public static func sealTombstone(_ tombstone: ItemTombstone, itemId: String, vaultId: String, version: Int, key: VaultKey) throws -> String {
+        try Envelope.seal(try JSONEncoder().encode(tombstone), key: key.key, context: tombstoneContext(itemId, vaultId: vaultId, version: version), keyEpoch: key.epoch)
+    }
+
+    /// Opens the tombstone of `version` of an item; a tamper error when it does not open as one.
+    public static func openTombstone(_ envelope: String, itemId: String, vaultId: String, version: Int, keys: VaultKeyRing) throws -> ItemTombstone {
+        let what = "the deletion of item \(itemId) of vault \(vaultId)"
+        let key = try self.key(for: envelope, in: keys, what: what)
+        let data: Data
+        do {
+            data = try Envelope.open(envelope, key: key.key, context: tombstoneContext(itemId, vaultId: vaultId, version: version))
+        } catch {
+            throw CofferError.tampered("\(what) (version \(version)) failed to decrypt: it was altered, moved, or is not a deletion sealed with the vault key")
+        }
+        guard let tombstone = try? JSONDecoder().decode(ItemTombstone.self, from: data), tombstone.deleted else {
+            throw CofferError.tampered("\(what) decrypted to something that is not a deletion")
+        }
+        return tombstone
+    }
+
+    static func tombstoneContext(_ itemId: String, vaultId: String, version: Int) -> EnvelopeContext {
+        EnvelopeContext(purpose: "item-tombstone", owner: vaultId, object: "\(itemId)#\(version)")
     }
 
     /// The earlier keys of a vault sealed with its new key, for `RotateVaultKeyRequest.keyHistory`.

@@ -189,7 +189,13 @@ public struct UpdateItemRequest: Codable, Sendable {
 /// `DELETE /api/items/:id`.
 public struct DeleteItemRequest: Codable, Sendable {
     public var baseVersion: Int
-    public init(baseVersion: Int) { self.baseVersion = baseVersion }
+    /// The deletion's tombstone, sealed with the vault key for the version the deletion gets;
+    /// nil from clients that predate tombstones.
+    public var encryptedData: String?
+    public init(baseVersion: Int, encryptedData: String? = nil) {
+        self.baseVersion = baseVersion
+        self.encryptedData = encryptedData
+    }
 }
 
 /// `POST /api/items/:id/restore`.

@@ -3185,6 +3185,9 @@ components:
           type: integer
           minimum: 1
           description: The item version being deleted.
+        encryptedData:
+          type: string
+          description: The deletion's tombstone (who deleted the item and when), sealed with the vault key for the version the deletion gets; stored and served opaquely as the deleted version's data. Clients refuse a deletion without one for an item they hold.
     RestoreItemRequest:
       type: object
       required: [version]
@@ -3288,7 +3291,7 @@ components:
           oneOf:
             - $ref: '#/components/schemas/ItemEnvelope'
             - type: 'null'
-          description: Required unless `deleted` is true.
+          description: Required unless `deleted` is true; with `deleted`, the deletion's sealed tombstone.
         deleted:
           type: [boolean, 'null']
           default: false

@@ -102,6 +102,8 @@ struct SyncController {
         let deleted = change.deleted ?? false
         if deleted {
             guard change.baseVersion > 0 else { throw APIError.invalidField("deleted", "needs the baseVersion of the item deleted") }
+            // A deletion's tombstone, stored like item data (clients before tombstones send none).
+            if let data = change.encryptedData { try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize) }
         } else {
             guard let data = change.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
             try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
@@ -113,7 +115,7 @@ struct SyncController {
         guard role >= .write else {
             throw APIError(.forbidden, code: ErrorCode.forbidden, message: "your role in this vault (\(role.rawValue)) does not allow writing")
         }
-        return vaults.change(vaultId: vaultId, itemId: itemId, baseVersion: change.baseVersion, data: deleted ? nil : change.encryptedData, identity: identity)
+        return vaults.change(vaultId: vaultId, itemId: itemId, baseVersion: change.baseVersion, data: change.encryptedData, deleted: deleted, identity: identity)
     }
 
     private static func rejection(_ itemId: String, _ error: any Error) -> PushResult {
@@ -145,12 +147,13 @@ struct SyncController {
             return try JSONResponse.ok(item)
         case "client":
             let deleted = body.deleted ?? false
-            if !deleted {
-                guard let data = body.encryptedData else { throw APIError.invalidField("encryptedData", "is required unless deleted is true") }
+            if let data = body.encryptedData {
                 try VaultsController.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize)
+            } else if !deleted {
+                throw APIError.invalidField("encryptedData", "is required unless deleted is true")
             }
             let change = vaults.change(
-                vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: deleted ? nil : body.encryptedData,
+                vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: body.encryptedData, deleted: deleted,
                 identity: identity, resolution: "client"
             )
             return try vaults.respond(try await vaults.apply(change))

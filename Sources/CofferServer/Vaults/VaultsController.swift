@@ -136,8 +136,10 @@ struct VaultsController {
         var request = request
         let body = try await request.decodeJSON(DeleteItemRequest.self, limit: configuration.maxRequestBody)
         try Self.requireBaseVersion(body.baseVersion)
+        // The tombstone is stored opaquely like any item data (clients before tombstones send none).
+        if let data = body.encryptedData { try Self.requireEnvelope(data, field: "encryptedData", limit: configuration.maxItemSize) }
         let outcome = try await apply(
-            change(vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: nil, identity: identity)
+            change(vaultId: item.vaultId, itemId: item.id, baseVersion: body.baseVersion, data: body.encryptedData, deleted: true, identity: identity)
         )
         return try respond(outcome)
     }
@@ -157,8 +159,9 @@ struct VaultsController {
             throw APIError(.notFound, code: ErrorCode.notFound, message: "version \(body.version) of this item is not kept")
         }
         // Rolling back writes the old content as a new version, so nothing in between is lost.
-        var restore = change(vaultId: item.vaultId, itemId: item.id, baseVersion: item.version, data: old.encryptedData, identity: identity)
-        restore.deleted = old.deleted
+        // Kept for clients before version-bound items: current clients restore by writing the old
+        // content sealed again for the new version, since this copy does not open as another version.
+        let restore = change(vaultId: item.vaultId, itemId: item.id, baseVersion: item.version, data: old.encryptedData, deleted: old.deleted, identity: identity)
         return try respond(try await apply(restore))
     }
 
@@ -171,9 +174,10 @@ struct VaultsController {
         return outcome
     }
 
-    func change(vaultId: String, itemId: String, baseVersion: Int, data: String?, identity: AuthIdentity, resolution: String? = nil) -> ItemChange {
+    /// One change to apply; `deleted` defaults to "no data" (a deletion may carry its tombstone as data).
+    func change(vaultId: String, itemId: String, baseVersion: Int, data: String?, deleted: Bool? = nil, identity: AuthIdentity, resolution: String? = nil) -> ItemChange {
         ItemChange(
-            vaultId: vaultId, itemId: itemId, baseVersion: baseVersion, encryptedData: data, deleted: data == nil,
+            vaultId: vaultId, itemId: itemId, baseVersion: baseVersion, encryptedData: data, deleted: deleted ?? (data == nil),
             deviceId: identity.deviceId, at: clock(), versionsKept: configuration.itemVersionsKept, resolution: resolution
         )
     }

@@ -57,12 +57,14 @@ extension Coffer.Account {
         @OptionGroup var options: AccountOptions
         @Option(help: "Account email.") var email: String
         @Option(help: "Name of this device (default: the host name).") var deviceName: String?
+        @Flag(help: "The account uses PBKDF2-SHA256 (made with `register --pbkdf2`); without this a PBKDF2 offer from the server is refused.")
+        var pbkdf2 = false
 
         func run() async throws {
             try await runClientCommand {
                 let password = try options.password("Password: ")
                 let client = try options.makeClient()
-                let session = try await client.login(email: email, password: password, device: try options.device(name: deviceName))
+                let session = try await client.login(email: email, password: password, device: try options.device(name: deviceName), allowPBKDF2: pbkdf2)
                 try options.client.emit(SessionSummary(session), text: "Logged in as \(session.email).")
             }
         }

@@ -77,7 +77,7 @@ extension Coffer.Bench {
 
             // Device B: a new device syncs everything into an empty cache.
             let clientB = try CofferClient(api: APIClient(baseURL: base), sessionStore: SessionStore(directory: scratch.appendingPathComponent("b")))
-            try await clientB.login(email: email, password: "bench password", device: DeviceInfo(id: UUID().uuidString.lowercased(), name: "B", platform: "bench"))
+            try await clientB.login(email: email, password: "bench password", device: DeviceInfo(id: UUID().uuidString.lowercased(), name: "B", platform: "bench"), allowPBKDF2: true)
             let engineB = try await SyncEngine.open(client: clientB, directory: scratch.appendingPathComponent("b"))
             let newDeviceStart = ContinuousClock.now
             let pulled = try await engineB.sync()

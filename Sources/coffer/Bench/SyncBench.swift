@@ -101,7 +101,7 @@ extension Coffer.Bench {
                     let id = UUID().uuidString.lowercased()
                     ids.append(id)
                     let document = ItemDocument(title: "Site \(index)", username: "user\(index)@example.test", password: UUID().uuidString, url: "https://site\(index).example")
-                    changes.append(PushChange(vaultId: vaultId, itemId: id, baseVersion: 0, encryptedData: try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: vaultKey)))
+                    changes.append(PushChange(vaultId: vaultId, itemId: id, baseVersion: 0, encryptedData: try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, version: 1, key: vaultKey)))
                 }
                 let response: PushResponse = try await api.post("/api/sync/push", PushRequest(changes: changes), token: session.accessToken)
                 guard response.results.allSatisfy({ $0.status == .applied }) else { throw CLIError("a benchmark push was not applied") }
@@ -120,7 +120,7 @@ extension Coffer.Bench {
                 let decryptStart = ContinuousClock.now
                 for item in changes.items {
                     guard let data = item.encryptedData else { continue }
-                    _ = try VaultCrypto.openItem(data, itemId: item.id, vaultId: vaultId, key: vaultKey)
+                    _ = try VaultCrypto.openItem(data, itemId: item.id, vaultId: vaultId, version: item.version, key: vaultKey)
                 }
                 decryptTime += ContinuousClock.now - decryptStart
                 pulled += changes.items.count
@@ -137,14 +137,14 @@ extension Coffer.Bench {
                 var changes: [PushChange] = []
                 for id in ids.prefix(10) {
                     let document = ItemDocument(title: "Edited", password: UUID().uuidString)
-                    changes.append(PushChange(vaultId: vaultId, itemId: id, baseVersion: version, encryptedData: try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, key: vaultKey)))
+                    changes.append(PushChange(vaultId: vaultId, itemId: id, baseVersion: version, encryptedData: try VaultCrypto.sealItem(document, itemId: id, vaultId: vaultId, version: version + 1, key: vaultKey)))
                 }
                 let _: PushResponse = try await api.post("/api/sync/push", PushRequest(changes: changes), token: session.accessToken)
                 version += 1
                 let start = ContinuousClock.now
                 let page: PullResponse = try await api.post("/api/sync/pull", PullRequest(vaults: [vaultId: cursor], limit: pageSize), token: second)
                 for item in page.vaults.first?.items ?? [] {
-                    _ = try VaultCrypto.openItem(item.encryptedData ?? "", itemId: item.id, vaultId: vaultId, key: vaultKey)
+                    _ = try VaultCrypto.openItem(item.encryptedData ?? "", itemId: item.id, vaultId: vaultId, version: item.version, key: vaultKey)
                 }
                 incremental.append((ContinuousClock.now - start).milliseconds)
                 guard page.vaults.first?.items.count == 10 else { throw CLIError("incremental pull returned \(page.vaults.first?.items.count ?? 0) items") }

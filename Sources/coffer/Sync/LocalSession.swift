@@ -32,10 +32,17 @@ struct LocalSession {
     }
 
     /// A vault by id or name from the local copy, syncing first when it is not there.
+    /// A vault kept after access was lost is found too, with a note saying so.
     func vault(_ reference: String) async throws -> DecryptedVault {
-        if let found = try VaultLookup.match(reference, in: try await engine.vaults()) { return found }
-        try await syncIfOnline()
-        guard let found = try VaultLookup.match(reference, in: try await engine.vaults()) else { throw VaultLookup.notFound(reference) }
+        var found = try VaultLookup.match(reference, in: try await engine.vaults())
+        if found == nil {
+            try await syncIfOnline()
+            found = try VaultLookup.match(reference, in: try await engine.vaults())
+        }
+        guard let found else { throw VaultLookup.notFound(reference) }
+        if try await engine.keptVaultIds().contains(found.summary.id) {
+            Terminal.note("vault \"\(found.metadata.name)\": access lost — kept on this device, read-only (`coffer vault forget` drops it)")
+        }
         return found
     }
 

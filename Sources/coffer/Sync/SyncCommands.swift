@@ -39,7 +39,11 @@ extension Coffer {
                 text += "."
                 if report.pending > 0 { text += " \(report.pending) changes still waiting." }
                 if report.openConflicts > 0 { text += " \(report.openConflicts) open conflicts: see `coffer conflicts list`." }
+                for vaultId in report.keptVaults {
+                    text += "\nLost access to vault \(await local.vaultName(vaultId)): access lost — kept on this device, read-only (`coffer vault forget` drops it)."
+                }
                 try options.client.emit(report, text: text)
+                try RefusedVaultText.fail(report.refusedVaults)
             }
         }
 
@@ -130,6 +134,10 @@ extension Coffer {
                     "Conflicts:  \(status.openConflicts) open",
                 ]
                 if status.openConflicts > 0 { lines.append("Run `coffer conflicts list` to settle them.") }
+                for refused in status.refusedVaults { lines.append("Refused:    \(RefusedVaultText.line(refused))") }
+                for vaultId in status.keptVaults {
+                    lines.append("Kept:       vault \(await local.vaultName(vaultId)): access lost — kept on this device, read-only (`coffer vault forget` drops it)")
+                }
                 for revoke in try await local.engine.pendingRevokes() {
                     let step = revoke.step == "rotate" ? "removal and key rotation not done yet" : "key rotated; items not all re-encrypted yet"
                     lines.append("Revoke:     \(revoke.email) from \(await local.vaultName(revoke.vaultId)): \(step)\(revoke.lastError.map { " (last attempt: \($0))" } ?? ""); the next sync finishes it")
@@ -162,5 +170,21 @@ extension Coffer {
                 try options.client.emit(entries, text: lines.isEmpty ? "Nothing synced yet." : lines.joined(separator: "\n"))
             }
         }
+    }
+}
+
+/// How refused vaults are shown: one line each. A command that synced or listed the other vaults
+/// but refused some exits with status 1 after printing its result (it is not a clean success);
+/// `coffer status` only reports them.
+enum RefusedVaultText {
+    static func line(_ refused: RefusedVault) -> String {
+        "vault \(refused.label) was refused and kept out: \(refused.reason); its local copy is unchanged and its queued changes wait"
+    }
+
+    /// Prints one error line per refused vault and exits 1; does nothing when there are none.
+    static func fail(_ refused: [RefusedVault]) throws {
+        guard !refused.isEmpty else { return }
+        for vault in refused { Terminal.printError("error: \(line(vault))") }
+        throw ExitCode.failure
     }
 }

@@ -189,10 +189,11 @@ extension Coffer.ItemCommand {
                 let target = try await local.vault(vault)
                 let items = try await local.engine.items(vaultId: target.summary.id).sorted { ($0.item.document?.title ?? "") < ($1.item.document?.title ?? "") }
                 let views = items.map { ItemView($0.item, reveal: false) }
-                let text = views.isEmpty ? "No items in \(target.metadata.name)." :
+                let invitation = try await local.engine.isAccepted(target.summary) ? "" : "\(target.metadata.name) (invitation, not accepted; `coffer vault accept` to write into it)\n"
+                let text = invitation + (views.isEmpty ? "No items in \(target.metadata.name)." :
                     zip(views, items).map { view, item in
                         "\(view.id)  \((view.title ?? "").padding(toLength: 24, withPad: " ", startingAt: 0)) \(view.username ?? "")\(item.pendingChanges > 0 ? "  (not yet pushed)" : "")"
-                    }.joined(separator: "\n")
+                    }.joined(separator: "\n"))
                 try options.client.emit(views, text: text)
             }
         }
@@ -255,7 +256,16 @@ extension Coffer.ItemCommand {
                 let vault = try await local.vault(item.item.item.vaultId)
                 let history: [(ItemVersion, ItemDocument?)]
                 do {
-                    history = try await vaults.history(of: item.item, in: vault)
+                    // Times and devices as sealed inside each version, not as the server lists them
+                    // (only a deletion written before tombstones has none: the server's are shown).
+                    history = try await vaults.versions(of: item.item, in: vault).map { entry in
+                        var version = entry.version
+                        if let modifiedAt = entry.modifiedAt {
+                            version.createdAt = modifiedAt
+                            version.deviceId = entry.modifiedBy
+                        }
+                        return (version, entry.document)
+                    }
                 } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
                     throw CLIError("the version history is kept on the server, which cannot be reached (\(ClientErrorText.describe(error))); `coffer item get \(id)` shows the local copy")
                 }

@@ -25,6 +25,7 @@ extension Coffer.Vault {
                 guard role != .owner else { throw CLIError("--role must be read, write or admin") }
                 let sharing = try await options.makeSharingClient()
                 let target = try await VaultLookup.find(vault, in: sharing.vaults)
+                try await Invitations.requireAccepted(target, options)
                 let check = try await sharing.lookup(email: email)
                 let contact = try check.trusted(acceptChanged: acceptChangedKey)
                 switch check {
@@ -84,6 +85,7 @@ extension Coffer.Vault {
         @OptionGroup var options: AccountOptions
         @Argument(help: "Vault id or name.") var vault: String
         @Argument(help: "The member's account email.") var email: String
+        @Flag(help: "Seal the new key to members not pinned on this device as shown, without asking.") var yes = false
 
         func run() async throws {
             try await runClientCommand {
@@ -94,10 +96,27 @@ extension Coffer.Vault {
                     throw CLIError("\(email) is not a member of \"\(target.metadata.name)\"")
                 }
                 guard member.role != .owner else { throw CLIError("the owner cannot be removed from a vault") }
+                // The new key goes to every member who stays: each one not pinned here is shown
+                // with its fingerprint and confirmed first (a key that changed is refused outright).
+                let unconfirmed = try await sharing.unconfirmedMembers(vaultId: target.summary.id, removing: [member.userId])
+                if !unconfirmed.isEmpty {
+                    Terminal.note(
+                        "The new key of \"\(target.metadata.name)\" will be sealed to \(unconfirmed.count == 1 ? "a member" : "members") not pinned on this device:\n"
+                            + unconfirmed.map { "  \($0.email)  fingerprint \($0.fingerprint)" }.joined(separator: "\n")
+                            + "\nCompare with what `coffer contacts verify` shows on their side."
+                    )
+                    if !yes {
+                        guard Terminal.confirm("Seal the new key to \(unconfirmed.count == 1 ? "this member" : "these members")?") else {
+                            throw CLIError("not confirmed; nobody was removed and the key was not rotated")
+                        }
+                    }
+                }
                 let local = try await LocalSession.open(options)
                 let outcome: RevokeOutcome
                 do {
-                    outcome = try await local.engine.revoke(member: member, vaultId: target.summary.id)
+                    outcome = try await local.engine.revoke(member: member, vaultId: target.summary.id, confirming: unconfirmed)
+                } catch let error as SharingTrustError where error == .notOwner(vaultId: target.summary.id) {
+                    throw error  // refused before anything was recorded
                 } catch {
                     let reason = (error as? CofferClientError).map(ClientErrorText.describe) ?? "\(error)"
                     throw CLIError("revoking \(member.email) from \"\(target.metadata.name)\" did not finish: \(reason); it is recorded on this device and the next command finishes it (see `coffer status`)")

@@ -8,7 +8,7 @@ extension Coffer {
     struct Vault: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List, create, delete and share vaults (names and contents are encrypted on this device).",
-            subcommands: [List.self, Create.self, Rename.self, Delete.self, Share.self, Members.self, Revoke.self, Leave.self]
+            subcommands: [List.self, Create.self, Rename.self, Delete.self, Share.self, Members.self, Revoke.self, Leave.self, Accept.self, Decline.self, Forget.self]
         )
 
         struct List: AsyncParsableCommand {
@@ -17,21 +17,39 @@ extension Coffer {
 
             func run() async throws {
                 try await runClientCommand {
-                    let vaults: [DecryptedVault]
+                    var vaults: [DecryptedVault]
+                    // Vaults that failed verification are kept out, named, and make the command fail after the list.
+                    var refused: [RefusedVault] = []
+                    var kept: Set<String> = []
                     do {
-                        vaults = try await VaultClient(client: options.makeClient()).vaults()
-                        await Self.catchUp(options, with: vaults)
+                        let listing = try await VaultClient(client: options.makeClient()).verifiedVaults()
+                        vaults = listing.vaults
+                        let local = await Self.catchUp(options, with: listing.vaults)
+                        refused = listing.refused.map { server in local.refused.first { $0.vaultId == server.vaultId } ?? server }
+                        refused += local.refused.filter { round in !refused.contains { $0.vaultId == round.vaultId } }
+                        vaults += local.kept
+                        kept = Set(local.kept.map(\.summary.id))
                     } catch let error as CofferClientError where RetryPolicy.classify(error) == .offline {
                         // Offline: the vaults this device synced last.
                         Terminal.note("offline (\(ClientErrorText.describe(error))); listing the local copy")
-                        vaults = try await LocalSession.open(options).engine.vaults()
+                        let engine = try await LocalSession.open(options).engine
+                        vaults = try await engine.vaults()
+                        kept = try await engine.keptVaultIds()
                     }
-                    let rows = vaults.map { VaultRow(id: $0.summary.id, name: $0.metadata.name, role: $0.summary.role.rawValue, revision: $0.summary.revision) }
+                    let invitations = await Invitations.of(vaults, options)
+                    let rows = vaults.map {
+                        VaultRow(
+                            id: $0.summary.id, name: $0.metadata.name, role: $0.summary.role.rawValue, revision: $0.summary.revision,
+                            invitation: invitations[$0.summary.id].map(InvitationRow.init),
+                            access: kept.contains($0.summary.id) ? VaultRow.keptNote : nil
+                        )
+                    }
                     let text = rows.isEmpty ? "No vaults. Create one with `coffer vault create NAME`." :
                         (["ID                                    ROLE   REVISION  NAME"]
-                            + rows.map { "\($0.id)  \($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String($0.revision).padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.name)" })
+                            + rows.map { "\($0.id)  \($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \(String($0.revision).padding(toLength: 9, withPad: " ", startingAt: 0)) \($0.name)\($0.invitation.map { "  \($0.text)" } ?? "")\($0.access.map { "  (\($0))" } ?? "")" })
                         .joined(separator: "\n")
                     try options.client.emit(rows, text: text)
+                    try RefusedVaultText.fail(refused)
                 }
             }
 
@@ -39,16 +57,25 @@ extension Coffer {
             /// server (a vault deleted, renamed, shared or created elsewhere), so that `item list` and
             /// an offline `vault list` agree with what was just printed. Best effort: the server's list
             /// is printed whatever happens here.
-            private static func catchUp(_ options: AccountOptions, with server: [DecryptedVault]) async {
+            /// Returns the vaults kept on this device after access was lost (listed too, marked), and
+            /// the vaults the round refused, named from the local copy.
+            private static func catchUp(_ options: AccountOptions, with server: [DecryptedVault]) async -> (kept: [DecryptedVault], refused: [RefusedVault]) {
                 func shape(_ vaults: [DecryptedVault]) -> Set<[String]> {
                     Set(vaults.map { [$0.summary.id, $0.metadata.name, $0.summary.role.rawValue] })
                 }
+                var refused: [RefusedVault] = []
                 do {
                     let local = try await LocalSession.open(options)
-                    if let cached = try? await local.engine.vaults(), shape(cached) == shape(server) { return }
-                    try await local.engine.sync(refreshVaults: true)
+                    let keptIds = try await local.engine.keptVaultIds()
+                    if let cached = try? await local.engine.vaults(), shape(cached.filter { !keptIds.contains($0.summary.id) }) == shape(server) {
+                        return (cached.filter { keptIds.contains($0.summary.id) }, [])
+                    }
+                    refused = try await local.engine.sync(refreshVaults: true).refusedVaults
+                    let keptNow = try await local.engine.keptVaultIds()
+                    return (try await local.engine.vaults().filter { keptNow.contains($0.summary.id) }, refused)
                 } catch {
                     Terminal.note("the local copy could not be brought up to date: \(describeFailure(error))")
+                    return ([], refused)
                 }
             }
         }
@@ -81,6 +108,7 @@ extension Coffer {
                     guard !name.trimmingCharacters(in: .whitespaces).isEmpty else { throw CLIError("the vault name must not be empty") }
                     let vaults = VaultClient(client: try options.makeClient())
                     let target = try await VaultLookup.find(vault, in: vaults)
+                    try await Invitations.requireAccepted(target, options)
                     let renamed = try await vaults.renameVault(target, to: name)
                     try options.client.emit(
                         VaultRow(id: renamed.summary.id, name: name, role: renamed.summary.role.rawValue, revision: renamed.summary.revision),
@@ -123,11 +151,42 @@ extension Coffer {
     }
 }
 
+extension Coffer.Vault {
+    /// `coffer vault forget`: drops this device's copy of a vault the server no longer serves to
+    /// this account (access lost, or refused), on the person's say-so; nothing on the server changes.
+    struct Forget: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop this device's copy of a vault whose access was lost or that was refused (nothing changes on the server)."
+        )
+        @OptionGroup var options: AccountOptions
+        @Argument(help: "Vault id or name.") var vault: String
+
+        func run() async throws {
+            try await runClientCommand {
+                let local = try await LocalSession.open(options)
+                guard let target = try VaultLookup.match(vault, in: try await local.engine.vaults()) else { throw VaultLookup.notFound(vault) }
+                let kept = try await local.engine.forgetKeptVault(id: target.summary.id)
+                var text = "Dropped this device's copy of vault \"\(target.metadata.name)\"."
+                if kept > 0 {
+                    text += " Changes to \(kept) \(kept == 1 ? "item" : "items") that were never pushed are kept as refused changes (see `coffer conflicts list --all`)."
+                }
+                try options.client.emit(SuccessResponse(), text: text)
+            }
+        }
+    }
+}
+
 struct VaultRow: Encodable {
     var id: String
     var name: String
     var role: String
     var revision: Int64
+    /// Set for a vault shared with this account that this device has not accepted.
+    var invitation: InvitationRow?
+    /// Set for a vault whose access the server says was lost, kept read-only on this device.
+    var access: String? = nil
+
+    static let keptNote = "access lost — kept on this device, read-only"
 }
 
 /// Finds a vault by id or (case-insensitive) name.

@@ -10,7 +10,9 @@ import Glibc
 enum Paths {
     static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let coffer = packageRoot.appendingPathComponent(".build/debug/coffer").path
+    /// `COFFER_E2E_BINARY` runs the tests against another build (e.g. an older commit's, to see a new test fail there).
+    static let coffer = ProcessInfo.processInfo.environment["COFFER_E2E_BINARY"].flatMap { $0.isEmpty ? nil : $0 }
+        ?? packageRoot.appendingPathComponent(".build/debug/coffer").path
 
     static func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("coffer-e2e-\(UUID().uuidString)")

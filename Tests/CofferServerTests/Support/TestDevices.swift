@@ -24,7 +24,7 @@ struct TestDevice: Sendable {
             if index == 0 {
                 try await client.register(email: email, password: "device password", device: device, kdf: .browserCompatible)
             } else {
-                try await client.login(email: email, password: "device password", device: device)
+                try await client.login(email: email, password: "device password", device: device, allowPBKDF2: true)
             }
             devices.append(TestDevice(client: client, deviceId: device.id, directory: directory))
         }
