@@ -48,11 +48,6 @@ extension LocalCache {
         )
     }
 
-    /// Replaces a queued change's sealed content (re-sealed under a newer vault key).
-    func resealPending(seq: Int64, encryptedData: String) throws {
-        try database.query("UPDATE pending SET data = ? WHERE seq = ?", [.text(encryptedData), .int(seq)])
-    }
-
     func pendingRevokes() throws -> [PendingRevoke] {
         try database.query("SELECT record FROM pending_revokes ORDER BY vault_id, user_id").compactMap { row in
             try? JSONDecoder().decode(PendingRevoke.self, from: Data((row[0].text ?? "").utf8))

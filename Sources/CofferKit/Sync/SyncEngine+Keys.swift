@@ -50,25 +50,6 @@ extension SyncEngine {
         return opened
     }
 
-    /// Seals again, under the vault's current key, every queued change of `vaultId` sealed
-    /// under an older one; returns how many. The content is unchanged: only its key.
-    @discardableResult
-    func resealQueued(vaultId: String) async throws -> Int {
-        let vault = try await vault(vaultId)
-        var resealed: [(Int64, String)] = []
-        for change in try cache.pending(vaultId: vaultId) {
-            guard let data = change.encryptedData, Envelope.keyEpoch(of: data) != vault.key.epoch else { continue }
-            let document = try VaultCrypto.openQueued(data, itemId: change.itemId, vaultId: vaultId, keys: vault.keys)
-            resealed.append((change.seq, try VaultCrypto.sealQueued(document, itemId: change.itemId, vaultId: vaultId, key: vault.key)))
-        }
-        guard !resealed.isEmpty else { return 0 }
-        try cache.transaction {
-            for (seq, data) in resealed { try cache.resealPending(seq: seq, encryptedData: data) }
-            try cache.log("resealed", vaultId: vaultId, detail: "\(resealed.count) queued changes sealed again under key \(vault.key.epoch)")
-        }
-        return resealed.count
-    }
-
     /// Queued (or conflict-record) `data` sealed under the vault's current key for the version it
     /// is pushed as.
     func sealedForPush(_ data: String, itemId: String, vaultId: String, version: Int) async throws -> String {

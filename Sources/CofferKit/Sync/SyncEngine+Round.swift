@@ -259,14 +259,13 @@ extension SyncEngine {
         // A vault refused this round keeps its queued changes queued, for a round that verifies it.
         let refused = Set(report.refusedVaults.map(\.vaultId))
         for vaultId in refused { deferred.formUnion(try cache.pending(vaultId: vaultId).map(\.itemId)) }
-        // What was queued before a rotation goes out sealed under the current key, never the old one.
-        for cached in try cache.vaults() where !refused.contains(cached.summary.id) { try await resealQueued(vaultId: cached.summary.id) }
         var staleAnswers: [String: Int] = [:]
         while true {
             let ready = try cache.readyChanges(limit: configuration.pushBatch, excluding: deferred)
             if ready.isEmpty { return wrote }
-            // Each change is sealed now for the version it will get (its base + 1): only now is the
-            // base known, since an earlier change of the same item moves it when it is applied.
+            // Each change is sealed now for the version it will get (its base + 1), under the vault's
+            // current key: only now is the base known (an earlier change of the same item moves it
+            // when applied), and what was queued before a rotation never goes out under the old key.
             var sent: [String] = []
             for change in ready { sent.append(try await sealedForPush(change)) }
             let answer = try await transport.push(PushRequest(changes: zip(ready, sent).map { change, data in
@@ -323,8 +322,7 @@ extension SyncEngine {
                     deferred.formUnion(itemIds)
                     continue
                 }
-                try await refreshVault(vaultId)
-                try await resealQueued(vaultId: vaultId)
+                try await refreshVault(vaultId)  // the next push seals them under the key it reads
             }
             for (change, result) in conflicts {
                 guard let current = result.current else { throw CofferClientError.invalidResponse("a conflict without the current item") }
