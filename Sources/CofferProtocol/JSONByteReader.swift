@@ -187,6 +187,45 @@ public struct JSONByteReader {
         }
     }
 
+    /// The path (`kdf.n`, `changes.[0].baseVersion`, as `JSONDecoder`'s errors are written) of
+    /// the first number in `bytes` that is not an integer within `Int64`: a fraction, an exponent
+    /// or too many digits. `JSONDecoder` refuses such a number as "not valid JSON" without saying
+    /// where it is; this names the field. Nil when there is none or the bytes are not JSON.
+    public static func pathOfFirstNonInteger(in bytes: UnsafeRawBufferPointer) -> String? {
+        var reader = JSONByteReader(bytes: bytes.assumingMemoryBound(to: UInt8.self))
+        var found: String?
+        try? reader.findNonInteger(at: [], found: &found)
+        return found
+    }
+
+    private mutating func findNonInteger(at path: [String], found: inout String?) throws {
+        switch try peek() {
+        case UInt8(ascii: "{"):
+            try object { reader, key in
+                if found != nil { return try reader.skipValue() }
+                try reader.findNonInteger(at: path + [key], found: &found)
+            }
+        case UInt8(ascii: "["):
+            var position = 0
+            _ = try array { reader in
+                defer { position += 1 }
+                if found != nil { return try reader.skipValue() }
+                try reader.findNonInteger(at: path + ["[\(position)]"], found: &found)
+            }
+        case UInt8(ascii: "\""), UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
+            try skipValue()
+        default:
+            let start = index
+            do {
+                _ = try int64()
+            } catch {
+                index = start
+                try skipNumber()
+                found = path.joined(separator: ".")
+            }
+        }
+    }
+
     // MARK: - Internals
 
     private mutating func enter() throws {

@@ -9,9 +9,22 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         self.milliseconds = milliseconds
     }
 
+    /// A date outside `minimum...maximum` (or not finite) is clamped to the nearer end, so no
+    /// date, however it was made, traps in the conversion to milliseconds.
     public init(_ date: Date) {
-        self.milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        guard milliseconds.isFinite else {
+            self.milliseconds = milliseconds > 0 ? Self.maximum.milliseconds : Self.minimum.milliseconds
+            return
+        }
+        self.milliseconds = Int64(min(max(milliseconds, Double(Self.minimum.milliseconds)), Double(Self.maximum.milliseconds)))
     }
+
+    /// The earliest time the wire form can say, 0000-01-01T00:00:00.000Z.
+    public static let minimum = Timestamp(milliseconds: -62_167_219_200_000)
+    /// The latest time the wire form can say, 9999-12-31T23:59:59.999Z. Times received are
+    /// refused outside `minimum...maximum`, so arithmetic on them (skew, windows) stays far from overflow.
+    public static let maximum = Timestamp(milliseconds: 253_402_300_799_999)
 
     /// The current time, truncated to milliseconds.
     public static var now: Timestamp { Timestamp(Date()) }
@@ -20,14 +33,26 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.milliseconds < rhs.milliseconds }
 
-    /// Adds whole seconds.
-    public func adding(seconds: Int64) -> Timestamp { Timestamp(milliseconds: milliseconds + seconds * 1000) }
+    /// Adds whole seconds, saturating at the ends of `Int64` rather than trapping: lifetimes and
+    /// windows may come from configuration or from a server's answer.
+    public func adding(seconds: Int64) -> Timestamp {
+        let (delta, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        guard !overflow else { return Timestamp(milliseconds: seconds > 0 ? .max : .min) }
+        return Timestamp(milliseconds: milliseconds.saturatingAdding(delta))
+    }
+
+    /// Milliseconds from this time until `other` (negative when `other` is earlier), saturating.
+    public func milliseconds(until other: Timestamp) -> Int64 {
+        other.milliseconds.saturatingSubtracting(milliseconds)
+    }
 
     public var description: String { iso8601 }
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, formatted by hand (years 0000–9999) so it is cheap and
     /// locale-proof: every item in a sync page carries two.
+    /// A time outside `minimum...maximum` is written as the nearer end (four-digit years only).
     public var iso8601: String {
+        let milliseconds = min(max(self.milliseconds, Self.minimum.milliseconds), Self.maximum.milliseconds)
         let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
         let millis = Int(milliseconds - seconds * 1000)
         var time = time_t(seconds)
@@ -73,13 +98,13 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         }
         let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
         let withoutFraction = Date.ISO8601FormatStyle()
-        if let date = try? withFraction.parse(text) {
-            self.init(date)
-        } else if let date = try? withoutFraction.parse(text) {
-            self.init(date)
-        } else {
+        guard let date = (try? withFraction.parse(text)) ?? (try? withoutFraction.parse(text)) else { return nil }
+        // A time the wire form cannot say is refused, not clamped: it comes from outside.
+        let milliseconds = (date.timeIntervalSince1970 * 1000).rounded(.down)
+        guard milliseconds.isFinite, Double(Self.minimum.milliseconds) <= milliseconds, milliseconds <= Double(Self.maximum.milliseconds) else {
             return nil
         }
+        self.init(date)
     }
 
     enum CanonicalParse: Equatable {
@@ -123,7 +148,8 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
             }
             // Days from the civil date (proleptic Gregorian), after Howard Hinnant's algorithm.
             let shiftedYear = month <= 2 ? year - 1 : year
-            let era = shiftedYear / 400
+            // Floor division: January and February of year 0 belong to the era before.
+            let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
             let yearOfEra = shiftedYear - era * 400
             let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
             let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
@@ -144,5 +170,19 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(iso8601)
+    }
+}
+
+extension Int64 {
+    /// `self + other`, held at `Int64.min` or `Int64.max` instead of trapping.
+    @inlinable public func saturatingAdding(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+
+    /// `self - other`, held at `Int64.min` or `Int64.max` instead of trapping.
+    @inlinable public func saturatingSubtracting(_ other: Int64) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        return overflow ? (other < 0 ? .max : .min) : difference
     }
 }

@@ -27,12 +27,13 @@ public struct StoredSession: Codable, Sendable, Equatable {
     public var refreshMargin: Duration { .milliseconds(refreshMarginMilliseconds) }
 
     private var refreshMarginMilliseconds: Int64 {
-        guard let accessLifetime, accessLifetime > 0 else { return 30_000 }
-        return min(30_000, accessLifetime * 500)
+        // Compared before multiplying: the lifetime is the server's number.
+        guard let accessLifetime, accessLifetime > 0, accessLifetime < 60 else { return 30_000 }
+        return accessLifetime * 500
     }
 
     /// When the access token is due for renewal.
-    public var renewAt: Timestamp { Timestamp(milliseconds: accessExpiresAt.milliseconds - refreshMarginMilliseconds) }
+    public var renewAt: Timestamp { Timestamp(milliseconds: accessExpiresAt.milliseconds.saturatingSubtracting(refreshMarginMilliseconds)) }
 
     /// Whether the access token is within its margin of expiry at `now`.
     public func needsRefresh(at now: Timestamp = .now) -> Bool { renewAt <= now }

@@ -128,7 +128,7 @@ public struct SharingClient: Sendable {
         guard vault.summary.ownerId == userId else { throw SharingTrustError.notOwner(vaultId: vault.summary.id) }
         var vault = vault
         for attempt in 1...3 {
-            let newKey = VaultKey.random(epoch: vault.summary.keyEpoch + 1)
+            let newKey = VaultKey.random(epoch: try ServerNumbers.keyEpoch(after: vault.summary.keyEpoch, of: vault.summary.id))
             var wrappedKeys: [String: String] = [:]
             var sealTo: [(VaultMember, PinnedContact, ContactCheck)] = []
             var unconfirmed: [PinnedContact] = []
@@ -185,7 +185,7 @@ public struct SharingClient: Sendable {
                     guard let document = item.document else { return nil }
                     return PushChange(
                         vaultId: vault.summary.id, itemId: item.item.id, baseVersion: item.item.version,
-                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, version: item.item.version + 1, key: vault.key)
+                        encryptedData: try VaultCrypto.sealItem(document, itemId: item.item.id, vaultId: vault.summary.id, version: try ServerNumbers.version(after: item.item.version, of: item.item.id), key: vault.key)
                     )
                 }
                 let response: PushResponse = try await client.authorized(.POST, "/api/sync/push", body: PushRequest(changes: changes))

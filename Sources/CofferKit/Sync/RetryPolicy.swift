@@ -30,7 +30,7 @@ public struct RetryPolicy: Sendable, Equatable {
             case .unreachable: return .offline
             case .invalidResponse: return .backoff
             case .server(let status, _, _, let retryAfter):
-                if let retryAfter, status == 429 || status == 503 { return .after(.seconds(max(retryAfter, 0))) }
+                if let retryAfter, status == 429 || status == 503 { return .after(.seconds(min(max(retryAfter, 0), 86_400))) }
                 if status == 429 || status >= 500 { return .backoff }
                 return .stop
             }

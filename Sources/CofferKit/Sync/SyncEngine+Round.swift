@@ -235,11 +235,12 @@ extension SyncEngine {
                     // How many changes remain at most, for a progress display: revisions not yet read.
                     var after: [String: Int64] = [:]
                     for changes in answer.vaults { after[changes.vaultId] = changes.cursor }
-                    var remaining = 0
+                    // Saturating: revisions and cursors are the server's numbers.
+                    var remaining: Int64 = 0
                     for vault in status.vaults {
-                        remaining += Int(max(0, vault.revision - (after[vault.vaultId] ?? cursors[vault.vaultId] ?? 0)))
+                        remaining = remaining.saturatingAdding(max(0, vault.revision.saturatingSubtracting(after[vault.vaultId] ?? cursors[vault.vaultId] ?? 0)))
                     }
-                    total = report.pulled - startedAt + remaining
+                    total = report.pulled - startedAt + Int(min(remaining, Int64(Int32.max)))
                 }
                 emit(.progress(done: report.pulled - startedAt, total: total))
             } else {
@@ -287,8 +288,9 @@ extension SyncEngine {
                             throw CofferClientError.invalidResponse("an applied change without its version")
                         }
                         // The data was sealed for base + 1; any other version would not open.
-                        guard version == (change.baseVersion ?? 0) + 1 else {
-                            throw CofferClientError.invalidResponse("the push applied item \(change.itemId) as version \(version), not \((change.baseVersion ?? 0) + 1)")
+                        let expected = try ServerNumbers.version(after: change.baseVersion ?? 0, of: change.itemId)
+                        guard version == expected else {
+                            throw CofferClientError.invalidResponse("the push applied item \(change.itemId) as version \(version), not \(expected)")
                         }
                         let now = Timestamp.now
                         let previous = try cache.item(id: change.itemId)
@@ -350,7 +352,7 @@ extension SyncEngine {
     /// What goes out for a queued change: its content, or for a deletion a tombstone (when and
     /// by which device), sealed under the current key for the version the change will get.
     private func sealedForPush(_ change: PendingChange) async throws -> String {
-        let version = (change.baseVersion ?? 0) + 1
+        let version = try ServerNumbers.version(after: change.baseVersion ?? 0, of: change.itemId)
         guard let data = change.encryptedData else {
             let tombstone = ItemTombstone(modifiedAt: change.queuedAt, modifiedBy: deviceId)
             return try VaultCrypto.sealTombstone(tombstone, itemId: change.itemId, vaultId: change.vaultId, version: version, key: try await vault(change.vaultId).key)
@@ -411,7 +413,7 @@ extension SyncEngine {
         do {
             switch outcome {
             case .push(let document):
-                let sealed = try VaultCrypto.sealItem(document, itemId: current.id, vaultId: vaultId, version: current.version + 1, key: try await vault(vaultId).key)
+                let sealed = try VaultCrypto.sealItem(document, itemId: current.id, vaultId: vaultId, version: try ServerNumbers.version(after: current.version, of: current.id), key: try await vault(vaultId).key)
                 settled = try await transport.resolve(ResolveRequest(itemId: current.id, baseVersion: current.version, encryptedData: sealed, strategy: "client"))
                 try checkResolved(settled, sent: sealed, basedOn: current)
                 label = settledBy == .merge ? "merged" : "pushed-local"
@@ -461,7 +463,7 @@ extension SyncEngine {
     /// Checks what a resolve answered before it is stored: the item this device sent for the
     /// version it was sealed for (`sent`), or the server's kept as it was (`sent` nil).
     func checkResolved(_ settled: Item, sent: String?, deleted: Bool = false, basedOn current: Item) throws {
-        let expected = sent == nil ? current.version : current.version + 1
+        let expected = sent == nil ? current.version : try ServerNumbers.version(after: current.version, of: current.id)
         guard settled.id == current.id, settled.vaultId == current.vaultId, settled.version == expected,
               settled.encryptedData == (sent ?? current.encryptedData), settled.deleted == (sent == nil ? current.deleted : deleted)
         else {
@@ -490,7 +492,7 @@ extension SyncEngine {
             guard let current = try cache.item(id: record.itemId) else { throw SyncError.unknownItem(record.itemId) }
             // The local side goes out under the current key (it may predate a rotation), sealed for
             // the version it will get; a deletion as its tombstone.
-            let version = current.version + 1
+            let version = try ServerNumbers.version(after: current.version, of: current.id)
             let local = if let data = record.localData {
                 try await sealedForPush(data, itemId: record.itemId, vaultId: record.vaultId, version: version)
             } else {

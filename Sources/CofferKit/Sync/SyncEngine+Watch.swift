@@ -121,7 +121,7 @@ extension SyncEngine {
         var random = SystemRandomNumberGenerator()
         while !Task.isCancelled {
             // Never a busy loop, whatever the clock says.
-            try await Task.sleep(for: .milliseconds(max(100, renewAt.milliseconds - Timestamp.now.milliseconds)))
+            try await Task.sleep(for: .milliseconds(max(100, Timestamp.now.milliseconds(until: renewAt))))
             do {
                 let grant = try await client.freshAccessGrant()
                 try await connection.send(.auth(token: grant.token, deviceId: deviceId))

@@ -141,7 +141,7 @@ public struct VaultClient: Sendable {
 
     /// Writes `document` exactly as given as the version after `base`.
     private func write(_ document: ItemDocument, over base: Item, in vault: DecryptedVault) async throws -> DecryptedItem {
-        let data = try VaultCrypto.sealItem(document, itemId: base.id, vaultId: vault.summary.id, version: base.version + 1, key: vault.key)
+        let data = try VaultCrypto.sealItem(document, itemId: base.id, vaultId: vault.summary.id, version: try ServerNumbers.version(after: base.version, of: base.id), key: vault.key)
         let updated: Item = try await client.authorized(.PUT, "/api/items/\(base.id)", body: UpdateItemRequest(baseVersion: base.version, encryptedData: data))
         try Self.check(updated, wrote: data, over: base)
         return DecryptedItem(item: updated, document: document)
@@ -152,7 +152,8 @@ public struct VaultClient: Sendable {
         let (_, _, deviceId) = try await identity()
         let base = item.item
         let tombstone = try VaultCrypto.sealTombstone(
-            ItemTombstone(modifiedAt: .now, modifiedBy: deviceId), itemId: base.id, vaultId: vault.summary.id, version: base.version + 1, key: vault.key
+            ItemTombstone(modifiedAt: .now, modifiedBy: deviceId), itemId: base.id, vaultId: vault.summary.id, version: try ServerNumbers.version(after: base.version, of: base.id),
+            key: vault.key
         )
         let deleted: Item = try await client.authorized(.DELETE, "/api/items/\(base.id)", body: DeleteItemRequest(baseVersion: base.version, encryptedData: tombstone))
         try Self.check(deleted, wrote: tombstone, over: base)
@@ -161,8 +162,9 @@ public struct VaultClient: Sendable {
 
     /// The server's answer to a write must be what was written, as the version after `base`.
     private static func check(_ answer: Item, wrote data: String, over base: Item) throws {
-        guard answer.id == base.id, answer.vaultId == base.vaultId, answer.version == base.version + 1, answer.encryptedData == data else {
-            throw CofferClientError.invalidResponse("the server answered the write of item \(base.id) with other content or version \(answer.version), not \(base.version + 1)")
+        let expected = try ServerNumbers.version(after: base.version, of: base.id)
+        guard answer.id == base.id, answer.vaultId == base.vaultId, answer.version == expected, answer.encryptedData == data else {
+            throw CofferClientError.invalidResponse("the server answered the write of item \(base.id) with other content or version \(answer.version), not \(expected)")
         }
     }
 

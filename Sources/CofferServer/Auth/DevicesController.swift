@@ -47,12 +47,14 @@ struct DevicesController {
         let query = request.uri.queryParameters
         var limit = 50
         if let text = query["limit"].map(String.init) {
-            guard let value = Int(text), (1...500).contains(value) else { throw APIError.invalidQuery("limit", "must be 1–500") }
+            guard let value = Validation.integer(text, in: 1...500).map(Int.init) else { throw APIError.invalidQuery("limit", "must be 1–500") }
             limit = value
         }
         var before: Int64?
         if let text = query["before"].map(String.init) {
-            guard let value = Int64(text), value > 0 else { throw APIError.invalidQuery("before", "must be a positive event id") }
+            guard let value = Validation.integer(text, in: 1...Validation.maximumCounter) else {
+                throw APIError.invalidQuery("before", "must be an event id (1…\(Validation.maximumCounter))")
+            }
             before = value
         }
         let events = try await store.auditEvents(userId: identity.userId, before: before, limit: limit + 1)

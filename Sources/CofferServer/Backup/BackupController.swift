@@ -84,8 +84,10 @@ struct BackupController {
         let (userId, storageKey) = try Self.identity(request)
         var version: Int?
         if let text = request.uri.queryParameters["version"].map(String.init) {
-            guard let number = Int(text), number > 0 else { throw APIError.invalidQuery("version", "must be a positive integer") }
-            version = number
+            guard let number = Validation.integer(text, in: 1...Validation.maximumCounter) else {
+                throw APIError.invalidQuery("version", "must be a positive integer (1…\(Validation.maximumCounter))")
+            }
+            version = Int(number)
         }
         let backup = try await store.backup(userId: userId, storageKey: storageKey, version: version)
         return try JSONResponse.ok(

@@ -36,6 +36,10 @@ extension APIError {
         APIError(.badRequest, code: ErrorCode.invalidQuery, message: "query parameter '\(name)' \(rule)")
     }
 
+    static func invalidHeader(_ name: String, _ rule: String) -> APIError {
+        APIError(.badRequest, code: ErrorCode.invalidHeader, message: "header '\(name)' \(rule)")
+    }
+
     static func rateLimited(retryAfter: Int64, _ message: String) -> APIError {
         APIError(
             .tooManyRequests, code: ErrorCode.rateLimited, message: "\(message); retry after \(retryAfter) s",

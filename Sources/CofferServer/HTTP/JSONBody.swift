@@ -48,12 +48,22 @@ enum JSONBody {
         do {
             return try JSONDecoder().decode(type, from: Data(buffer: buffer, byteTransferStrategy: .noCopy))
         } catch let error as DecodingError {
-            throw APIError(decoding: error)
+            throw buffer.withUnsafeReadableBytes { APIError(decoding: error, of: $0) }
         }
     }
 }
 
 extension APIError {
+    /// A 400 that names the field at fault, also for a number no integer can hold (which
+    /// `JSONDecoder` reports as invalid JSON, naming no field).
+    init(decoding error: DecodingError, of bytes: UnsafeRawBufferPointer) {
+        if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let path = JSONByteReader.pathOfFirstNonInteger(in: bytes) {
+            self = .invalidField(path, "must be an integer of at most 64 bits (no fraction or exponent)")
+            return
+        }
+        self.init(decoding: error)
+    }
+
     /// A 400 that names the field at fault.
     init(decoding error: DecodingError) {
         func path(_ codingPath: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {

@@ -26,8 +26,14 @@ struct BackupSignatureMiddleware: RouterMiddleware {
         guard let timestamp, let signature else {
             throw Self.refusal(ErrorCode.signatureInvalid, "a signed request needs both X-Coffer-Timestamp and X-Coffer-Signature")
         }
+        // Range-checked before any arithmetic: the skew below cannot overflow whatever was sent.
+        guard let seconds = Validation.integer(timestamp, in: Validation.unixSeconds) else {
+            throw APIError.invalidHeader(
+                "X-Coffer-Timestamp", "must be unix time in whole seconds (\(Validation.describe(Validation.unixSeconds)))"
+            )
+        }
         let now = clock()
-        guard let seconds = Int64(timestamp), abs(now.milliseconds / 1000 - seconds) <= windowSeconds else {
+        guard abs(now.milliseconds / 1000 - seconds) <= windowSeconds else {
             throw Self.refusal(ErrorCode.signatureStale, "the signature timestamp is more than \(windowSeconds) s from the server clock")
         }
         var request = request

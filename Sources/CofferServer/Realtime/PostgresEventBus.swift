@@ -115,7 +115,8 @@ final class PostgresEventBus: EventBus, Service, Sendable {
         switch event.kind {
         case .items:
             guard let vaultId = event.vaultId, let from = event.from else { return }
-            await deliverItems(vaultId: vaultId, after: from - 1)
+            // From another instance, but still not trusted to be above Int64.min.
+            await deliverItems(vaultId: vaultId, after: from.saturatingSubtracting(1))
         case .vault:
             guard let vaultId = event.vaultId, let revision = event.revision else { return }
             await hub.deliverVaultUpdated(vaultId: vaultId, revision: revision)

@@ -40,15 +40,17 @@ struct RealtimeController: Sendable {
         await withTaskGroup(of: Void.self) { group in
             // Watchdog: a socket that has not authenticated in time is closed.
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(configuration.realtimeAuthTimeout * 1000)))
+                // Clamped before the conversion, which would trap on a huge or non-finite setting.
+                let timeout = configuration.realtimeAuthTimeout
+                try? await Task.sleep(for: .milliseconds(Int64(timeout.isFinite ? min(max(timeout, 0), 86_400) * 1000 : 0)))
                 guard !Task.isCancelled, session.subscriber == nil else { return }
                 try? await outbound.write(.text(Self.text(RealtimeServerMessage(type: RealtimeType.authFailed, code: "auth_timeout", error: "send AUTH within \(configuration.realtimeAuthTimeout) s"))))
                 try? await outbound.close(.policyViolation, reason: "authentication timed out")
             }
             do {
                 for try await message in inbound.messages(maxSize: configuration.maxSyncRequestBody) {
-                    guard case .text(let text) = message, let decoded = try? JSONDecoder().decode(RealtimeClientMessage.self, from: Data(text.utf8)) else {
-                        let error = Self.text(Self.error("bad_message", "messages are JSON objects with a type"))
+                    guard case .text(let text) = message, let decoded = Self.decode(text) else {
+                        let error = Self.text(Self.refusal(message))
                         if let subscriber = session.subscriber {
                             subscriber.send(error)
                         } else {
@@ -133,14 +135,14 @@ struct RealtimeController: Sendable {
     private func expireWithToken(_ subscriber: RealtimeHub.Subscriber, group: inout TaskGroup<Void>) {
         group.addTask { [hub, clock] in
             var expiresAt = subscriber.tokenExpiresAt
-            var remaining = max(0, expiresAt.milliseconds - clock().milliseconds)
+            var remaining = max(0, clock().milliseconds(until: expiresAt))
             while true {
                 try? await Task.sleep(for: .milliseconds(remaining))
                 if Task.isCancelled { return }
                 let extended = subscriber.tokenExpiresAt
                 guard extended > expiresAt else { break }
                 // Counted from the old expiry, not read from the clock (which stands still in tests).
-                remaining = extended.milliseconds - expiresAt.milliseconds
+                remaining = expiresAt.milliseconds(until: extended)
                 expiresAt = extended
             }
             hub.expire(subscriber)
@@ -189,10 +191,15 @@ struct RealtimeController: Sendable {
             guard let vaultId = message.vaultId.flatMap(VaultIdentifiers.normalized), try await store.vault(id: vaultId, userId: identity.userId) != nil else {
                 return Self.error("not_found", "no such vault", vaultId: message.vaultId)
             }
-            let limit = min(max(message.limit ?? 1000, 1), SyncController.maximumPullLimit)
+            let limit = message.limit ?? 1000
+            guard (1...SyncController.maximumPullLimit).contains(limit) else {
+                return Self.error("invalid_field", "field 'limit' must be 1…\(SyncController.maximumPullLimit)", vaultId: vaultId)
+            }
             let since: Int64
             if let cursor = message.cursor {
-                guard cursor >= 0 else { return Self.error("invalid_field", "cursor must be 0 or more", vaultId: vaultId) }
+                guard Validation.counters.contains(cursor) else {
+                    return Self.error("invalid_field", "field 'cursor' must be a revision (\(Validation.describe(Validation.counters)))", vaultId: vaultId)
+                }
                 since = cursor
             } else if let time = message.lastSyncTimestamp {
                 since = try await store.revision(vaultId: vaultId, notAfter: time)
@@ -221,6 +228,27 @@ struct RealtimeController: Sendable {
         } catch {
             let apiError = error as? APIError ?? (error as? StoreError).map(APIError.init) ?? .internalError
             return Self.error(apiError.code, apiError.message, vaultId: vaultId)
+        }
+    }
+
+    /// A client message, or nil when it is not text or not a message.
+    static func decode(_ text: String) -> RealtimeClientMessage? {
+        try? JSONDecoder().decode(RealtimeClientMessage.self, from: Data(text.utf8))
+    }
+
+    /// Why a message was not decoded: the field at fault when there is one (a number out of
+    /// range, a wrong type), else that messages are JSON objects with a type.
+    static func refusal(_ message: WebSocketMessage) -> RealtimeServerMessage {
+        let generic = error("bad_message", "messages are JSON objects with a type")
+        guard case .text(let text) = message else { return generic }
+        do {
+            _ = try JSONDecoder().decode(RealtimeClientMessage.self, from: Data(text.utf8))
+            return generic
+        } catch let decoding as DecodingError {
+            let apiError = Array(text.utf8).withUnsafeBytes { APIError(decoding: decoding, of: $0) }
+            return apiError.code == ErrorCode.invalidJSON ? generic : error(apiError.code, apiError.message)
+        } catch {
+            return generic
         }
     }
 

@@ -126,7 +126,19 @@ extension ItemChange {
     /// Whether `current` is exactly what this change would have written on top of `baseVersion`:
     /// then the change is a retry of one already applied, and answers the same result.
     func isAlreadyApplied(as current: Item) -> Bool {
-        current.version == baseVersion + 1 && current.deleted == deleted && current.encryptedData == encryptedData
-            && current.deviceId == deviceId
+        // Compared without `baseVersion + 1`: the store is not the place to trust its caller's range.
+        baseVersion >= 0 && current.version.subtractingReportingOverflow(1) == (baseVersion, false)
+            && current.deleted == deleted && current.encryptedData == encryptedData && current.deviceId == deviceId
+    }
+
+    /// The highest version an item can reach: PostgreSQL keeps versions as `INTEGER`, and both
+    /// backends stop at the same place (an item can change two billion times).
+    static let maximumVersion = Int(Int32.max)
+
+    /// The version this change writes on top of `current` (1 for a new item); nil when `current`
+    /// is at `maximumVersion` (or beyond), which the backends answer as a conflict.
+    static func nextVersion(after current: Item?) -> Int? {
+        let version = current?.version ?? 0
+        return version < maximumVersion ? max(version, 0) + 1 : nil
     }
 }

@@ -47,6 +47,9 @@ struct SharesController {
         let body = try await request.decodeJSON(ShareVaultRequest.self, limit: 64 * 1024)
         let vault = try await access.requireSharing(body.role, vaultId: try context.parameters.require("id"), userId: identity.userId)
         try Self.requireWrappedKey(body.wrappedKey, field: "wrappedKey")
+        if let epoch = body.keyEpoch, !Validation.keyEpochs.contains(epoch) {
+            throw APIError.invalidField("keyEpoch", "must be the vault's current key epoch (\(Validation.describe(Validation.keyEpochs)))")
+        }
         let recipient: AccountRecord?
         switch (body.email, body.userId) {
         case (let email?, nil): recipient = try await store.account(email: try AuthController.validEmail(email))
@@ -82,7 +85,7 @@ struct SharesController {
             try Self.requireWrappedKey(key, field: "wrappedKeys.\(userId)")
         }
         let keyEpoch = body.keyEpoch ?? vault.keyEpoch + 1
-        guard keyEpoch >= 2, keyEpoch <= Int(UInt32.max) else { throw APIError.invalidField("keyEpoch", "must be the vault's current key epoch plus one") }
+        guard keyEpoch >= 2, Validation.keyEpochs.contains(keyEpoch) else { throw APIError.invalidField("keyEpoch", "must be the vault's current key epoch plus one") }
         if let history = body.keyHistory { try VaultsController.requireEnvelope(history, field: "keyHistory", limit: configuration.maxVaultMetadataSize) }
         let removing = try (body.removeUserIds ?? []).map { try VaultIdentifiers.require($0, field: "removeUserIds") }
         guard !removing.contains(vault.ownerId) else { throw APIError.invalidField("removeUserIds", "the owner cannot be removed from a vault") }

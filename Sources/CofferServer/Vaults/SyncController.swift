@@ -37,7 +37,9 @@ struct SyncController {
         var known: [String: Int64] = [:]
         for (id, cursor) in body.vaults ?? [:] {
             guard let normalized = VaultIdentifiers.normalized(id) else { throw APIError.invalidField("vaults", "keys must be vault UUIDs") }
-            guard cursor >= 0 else { throw APIError.invalidField("vaults", "cursors must be 0 or more") }
+            guard Validation.counters.contains(cursor) else {
+                throw APIError.invalidField("vaults", "cursors must be revisions (\(Validation.describe(Validation.counters)))")
+            }
             known[normalized] = cursor
         }
         // Membership is read once, then each vault pages on its own: the answer is bounded by
@@ -98,7 +100,9 @@ struct SyncController {
     private func validated(_ change: PushChange, identity: AuthIdentity, roles: inout [String: VaultRole?]) async throws -> ItemChange {
         let vaultId = try VaultIdentifiers.require(change.vaultId, field: "vaultId")
         let itemId = try VaultIdentifiers.require(change.itemId, field: "itemId")
-        guard change.baseVersion >= 0 else { throw APIError.invalidField("baseVersion", "must be 0 (create) or the version changed") }
+        guard Validation.versions.contains(change.baseVersion) else {
+            throw APIError.invalidField("baseVersion", "must be 0 (create) or the version changed (\(Validation.describe(Validation.versions)))")
+        }
         let deleted = change.deleted ?? false
         if deleted {
             guard change.baseVersion > 0 else { throw APIError.invalidField("deleted", "needs the baseVersion of the item deleted") }

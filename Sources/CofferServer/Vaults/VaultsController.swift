@@ -91,7 +91,7 @@ struct VaultsController {
         let identity = try context.requireIdentity()
         let vault = try await access.require(.read, vaultId: try context.parameters.require("id"), userId: identity.userId)
         let query = request.uri.queryParameters
-        let since = try Self.integer(query["since"], name: "since", default: 0, range: 0...Int64.max)
+        let since = try Self.integer(query["since"], name: "since", default: 0, range: Validation.counters)
         let limit = Int(try Self.integer(query["limit"], name: "limit", default: 500, range: 1...5000))
         let items = try await store.items(vaultId: vault.id, since: since, limit: limit + 1)
         let page = Array(items.prefix(limit))
@@ -155,6 +155,9 @@ struct VaultsController {
         let (item, _) = try await access.requireItem(.write, itemId: try context.parameters.require("id"), userId: identity.userId)
         var request = request
         let body = try await request.decodeJSON(RestoreItemRequest.self, limit: configuration.maxRequestBody)
+        guard body.version >= 1, Validation.versions.contains(body.version) else {
+            throw APIError.invalidField("version", "must be a kept version of the item (1…\(Validation.maximumCounter))")
+        }
         guard let old = try await store.itemVersions(itemId: item.id).first(where: { $0.version == body.version }) else {
             throw APIError(.notFound, code: ErrorCode.notFound, message: "version \(body.version) of this item is not kept")
         }
@@ -213,12 +216,15 @@ struct VaultsController {
     }
 
     static func requireBaseVersion(_ version: Int) throws {
-        guard version >= 1 else { throw APIError.invalidField("baseVersion", "must be the item version the change is based on (1 or more)") }
+        // Bounded here so that no arithmetic on it (the version it becomes) can overflow.
+        guard version >= 1, Validation.versions.contains(version) else {
+            throw APIError.invalidField("baseVersion", "must be the item version the change is based on (1…\(Validation.maximumCounter))")
+        }
     }
 
     static func integer(_ text: Substring?, name: String, default value: Int64, range: ClosedRange<Int64>) throws -> Int64 {
         guard let text else { return value }
-        guard let number = Int64(text), range.contains(number) else {
+        guard let number = Validation.integer(text, in: range) else {
             throw APIError.invalidQuery(name, "must be an integer in \(range.lowerBound)…\(range.upperBound)")
         }
         return number

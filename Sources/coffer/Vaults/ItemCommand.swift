@@ -169,7 +169,7 @@ extension Coffer.ItemCommand {
                     // An edit beats a delete: the other device's change is kept, the deletion is recorded.
                     "Not deleted \"\(title)\": another device changed it meanwhile, and the change was kept (conflict \(conflict), see `coffer conflicts list --all`)."
                 case .pushed, .settled:
-                    "Deleted \"\(title)\"; restore it with `coffer item restore \(tombstone.id) --version \(tombstone.version - 1)`."
+                    "Deleted \"\(title)\"; restore it with `coffer item restore \(tombstone.id) --version \(max(tombstone.version, 1) - 1)`."
                 case .waiting, .conflict, .refused: outcome.onThisDevice("Deleted \"\(title)\"") ?? "Deleted \"\(title)\"."
                 }
                 try options.client.emit(QueuedChangeJSON(base: tombstone, outcome: outcome), text: text)

@@ -99,7 +99,7 @@ extension PostgresStore {
                 locked = epoch
             }
             guard let current = locked else { throw StoreError.membersChanged }
-            guard keyEpoch == Int(current) + 1 else { throw StoreError.keyEpochChanged(current: Int(current)) }
+            guard current.addingReportingOverflow(1) == (Int64(keyEpoch), false) else { throw StoreError.keyEpochChanged(current: Int(current)) }
             var removed: [Share] = []
             if !removing.isEmpty {
                 // The owner's membership has no share id, so it can never be removed here.

@@ -132,6 +132,11 @@ extension PostgresStore {
                     outcomes.append(.notFound)
                     continue
                 }
+                if change.baseVersion < 0 {
+                    // No version is below 0; both backends answer such a change alike.
+                    outcomes.append(existing.map { .conflict(current: $0, base: nil) } ?? .notFound)
+                    continue
+                }
                 if change.baseVersion == 0, let existing {
                     outcomes.append(change.isAlreadyApplied(as: existing) ? .applied(existing) : .conflict(current: existing, base: nil))
                     continue
@@ -153,14 +158,18 @@ extension PostgresStore {
                         continue
                     }
                 }
+                guard let version = ItemChange.nextVersion(after: existing) else {
+                    outcomes.append(existing.map { .conflict(current: $0, base: nil) } ?? .notFound)
+                    continue
+                }
                 // Under the vault row lock, so a rotation cannot commit between this check and the write.
                 if let epoch = change.keyEpoch, let current = epochs[change.vaultId], epoch != current {
                     outcomes.append(.staleKey(current: current))
                     continue
                 }
                 let item = Item(
-                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: (existing?.version ?? 0) + 1,
-                    revision: revision + 1, deleted: change.deleted, createdAt: existing?.createdAt ?? change.at, updatedAt: change.at,
+                    id: change.itemId, vaultId: change.vaultId, encryptedData: change.encryptedData, version: version,
+                    revision: revision.saturatingAdding(1), deleted: change.deleted, createdAt: existing?.createdAt ?? change.at, updatedAt: change.at,
                     deviceId: change.deviceId
                 )
                 revisions[change.vaultId] = item.revision
@@ -175,7 +184,7 @@ extension PostgresStore {
                 for try await row in try await connection.query(
                     """
                     SELECT item_id, \(unescaped: Self.versionColumns) FROM item_versions
-                    WHERE (item_id, version) IN (SELECT * FROM UNNEST(\(missingBases.map(\.itemId))::text[], \(missingBases.map(\.version))::int[]))
+                    WHERE (item_id, version) IN (SELECT * FROM UNNEST(\(missingBases.map(\.itemId))::text[], \(missingBases.map(\.version))::int8[]))
                     """,
                     logger: logger
                 ).decode((String, Int, String?, Bool, Int64, Int64, String?, String?).self) {

@@ -95,7 +95,7 @@ extension SQLiteStore {
             guard let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(vaultId)]).first?.int("key_epoch") else {
                 throw StoreError.membersChanged
             }
-            guard keyEpoch == current + 1 else { throw StoreError.keyEpochChanged(current: current) }
+            guard current.addingReportingOverflow(1) == (keyEpoch, false) else { throw StoreError.keyEpochChanged(current: current) }
             var removed: [Share] = []
             for userId in removing {
                 // The owner's membership has no share id, so it can never be removed here.

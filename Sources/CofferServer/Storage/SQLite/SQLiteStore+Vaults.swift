@@ -91,6 +91,10 @@ extension SQLiteStore {
         if let current, current.vaultId != change.vaultId {
             return .notFound
         }
+        if change.baseVersion < 0 {
+            // No version is below 0; both backends answer such a change alike.
+            return current.map { .conflict(current: $0, base: nil) } ?? .notFound
+        }
         if change.baseVersion == 0 {
             if let current {
                 return change.isAlreadyApplied(as: current) ? .applied(current) : .conflict(current: current, base: nil)
@@ -105,6 +109,7 @@ extension SQLiteStore {
                 return .conflict(current: current, base: base)
             }
         }
+        guard let version = ItemChange.nextVersion(after: current) else { return current.map { .conflict(current: $0, base: nil) } ?? .notFound }
         if let epoch = change.keyEpoch {
             // Checked by the one writer, so a rotation cannot slip in between check and write.
             guard let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(change.vaultId)]).first?.int("key_epoch") else {
@@ -118,7 +123,6 @@ extension SQLiteStore {
         ).first?.int64("revision") else {
             return .notFound
         }
-        let version = (current?.version ?? 0) + 1
         let data: SQLiteData = change.encryptedData.map { .text($0) } ?? .null
         try connection.query(
             """
