@@ -22,4 +22,16 @@ public enum ErrorCode {
     public static let originNotAllowed = "origin_not_allowed"
     public static let internalError = "internal_error"
     public static let unavailable = "unavailable"
+    /// The request is not HTTP/1.1 the server can parse (answered by the connection guard, then closed).
+    public static let malformedRequest = "malformed_request"
+    /// The request target is longer than the server accepts (414).
+    public static let uriTooLong = "uri_too_long"
+    /// The header section is larger, or has more fields, than the server accepts (431).
+    public static let headersTooLarge = "headers_too_large"
+    /// The method is not one HTTP/1.1 defines (501).
+    public static let methodNotImplemented = "method_not_implemented"
+    /// The request's HTTP version is not 1.0 or 1.1 (505).
+    public static let httpVersionNotSupported = "http_version_not_supported"
+    /// The request head did not arrive in time (408).
+    public static let requestTimeout = "request_timeout"
 }

@@ -1,8 +1,10 @@
 import CofferProtocol
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import Prometheus
 import ServiceLifecycle
 
@@ -96,14 +98,7 @@ public func buildApplication(
     if let bus { services.append(bus) }
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            configuration: .init(
-                ws: WebSocketServerConfiguration(
-                    maxFrameSize: max(1 << 16, configuration.maxSyncRequestBody),
-                    autoPing: .enabled(timePeriod: .seconds(configuration.realtimePingInterval))
-                )
-            )
-        ) { request, channel, _ in
+        server: guardedServer(configuration: configuration) { request, channel, _ in
             guard request.path == "/ws" else { return .dontUpgrade }
             return .upgrade([:]) { inbound, outbound, context in
                 await realtime.handle(inbound, outbound, channel: channel, logger: context.logger)
@@ -120,4 +115,33 @@ public func buildApplication(
         logger.info("database ready", metadata: ["database": "\(configuration.database)"])
     }
     return app
+}
+
+/// HTTP/1.1 with the `/ws` upgrade, behind the connection guard, with the head limits of `configuration`.
+private func guardedServer(
+    configuration: ServerConfiguration,
+    shouldUpgrade: @escaping @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<
+        WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
+    >
+) -> HTTPServerBuilder {
+    let limits = configuration.connectionLimits
+    let channel = HTTP1WebSocketUpgradeChannel.Configuration(
+        http1: .init(
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: limits.maxHeaderFieldSize,
+                maxHeaderListSize: limits.maxHeaderListSize,
+                maxHeaderFieldCount: limits.maxHeaderFieldCount
+            )
+        ),
+        ws: WebSocketServerConfiguration(
+            maxFrameSize: max(1 << 16, configuration.maxSyncRequestBody),
+            autoPing: .enabled(timePeriod: .seconds(configuration.realtimePingInterval))
+        )
+    )
+    return HTTPServerBuilder { responder in
+        GuardedHTTPChannel(
+            inner: HTTP1WebSocketUpgradeChannel(responder: responder, configuration: channel, shouldUpgrade: shouldUpgrade),
+            limits: limits
+        )
+    }
 }

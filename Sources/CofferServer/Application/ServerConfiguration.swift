@@ -65,6 +65,8 @@ public struct ServerConfiguration: Sendable {
     public var realtimePingInterval = 30
     /// User lookups (`GET /api/users/lookup`) per account, so the directory cannot be scraped.
     public var lookupLimits: [RateLimit] = [RateLimit(count: 30, window: .minute), RateLimit(count: 200, window: .day)]
+    /// Request head size and connection timeouts, enforced before any route runs.
+    public var connectionLimits = ConnectionLimits()
     /// Log level.
     public var logLevel: Logger.Level = .info
     /// Log format.

@@ -3,12 +3,16 @@ import CompressNIO
 import Hummingbird
 
 /// gzip in both directions, for large sync traffic: a request with `Content-Encoding: gzip` is
-/// inflated (never past the route's size limit), and a JSON answer of 1 KiB or more is deflated
+/// inflated within bounds (`BoundedInflater`), and a JSON answer of 1 KiB or more is deflated
 /// when the client sends `Accept-Encoding: gzip`. Compression comes from CompressNIO (zlib).
 struct CompressionMiddleware: RouterMiddleware {
+    init(maximumBody: Int) {
+        self.inflation = .init(maximumSize: maximumBody)
+    }
+
     typealias Context = AppRequestContext
-    /// Largest body accepted, compressed or inflated.
-    let maximumBody: Int
+    /// Bounds on inflating a request body.
+    let inflation: BoundedInflater.Limits
     static let minimumCompressedSize = 1024
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -17,17 +21,9 @@ struct CompressionMiddleware: RouterMiddleware {
             guard encoding == "gzip" else {
                 throw APIError(.unsupportedMediaType, code: ErrorCode.unsupportedMediaType, message: "Content-Encoding must be gzip or identity")
             }
-            var compressed = try await request.collectBoundedBody(limit: maximumBody)
-            let inflated: ByteBuffer
-            do {
-                inflated = try compressed.decompress(with: .gzip(), maxSize: maximumBody)
-            } catch let error as CompressNIOError where error == .bufferOverflow {
-                throw APIError(.contentTooLarge, code: ErrorCode.payloadTooLarge, message: "request body inflates to more than \(maximumBody) bytes")
-            } catch {
-                throw APIError(.badRequest, code: ErrorCode.invalidJSON, message: "request body is not valid gzip")
-            }
-            // The route still bounds what it reads: its own limit applies to the inflated bytes.
-            request.body = RequestBody(buffer: inflated)
+            // Inflated only when the route reads the body: after authentication and every rate
+            // limit, so a refused client costs no inflation. The route's own limit still applies.
+            request.body = RequestBody(asyncSequence: InflatingBody(compressed: request.body, limits: inflation))
         }
         var response = try await next(request, context)
         guard Self.acceptsGzip(request), response.headers[.contentEncoding] == nil,

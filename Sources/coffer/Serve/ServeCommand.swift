@@ -97,6 +97,12 @@ extension Coffer {
         @Option(help: "Seconds between WebSocket pings; a socket that misses one is closed. (env: COFFER_WS_PING_INTERVAL, default: 30)")
         var wsPingInterval: Int?
 
+        @Option(help: "Seconds a connection has to send a whole request head once it opens or begins one (then 408). (env: COFFER_REQUEST_HEAD_TIMEOUT, default: 10)")
+        var requestHeadTimeout: Int?
+
+        @Option(help: "Seconds a connection may idle between requests, or stall in a body, before it is closed. (env: COFFER_IDLE_TIMEOUT, default: 75)")
+        var idleTimeout: Int?
+
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical. (env: COFFER_LOG_LEVEL, default: info)")
         var logLevel: String?
 
@@ -131,10 +137,15 @@ extension Coffer {
             func value(_ flag: String?, _ name: String) -> String? {
                 flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
             }
-            func integer(_ flag: Int?, _ name: String, minimum: Int) throws -> Int? {
-                if let flag { guard flag >= minimum else { throw CLIError("\(name): must be at least \(minimum)") }; return flag }
+            func integer(_ flag: Int?, _ name: String, minimum: Int, maximum: Int = Int.max) throws -> Int? {
+                if let flag {
+                    guard flag >= minimum, flag <= maximum else { throw CLIError("\(name): must be between \(minimum) and \(maximum)") }
+                    return flag
+                }
                 guard let text = environment[name], !text.isEmpty else { return nil }
-                guard let number = Int(text), number >= minimum else { throw CLIError("\(name)=\(text): must be a whole number ≥ \(minimum)") }
+                guard let number = Int(text), number >= minimum, number <= maximum else {
+                    throw CLIError("\(name)=\(text): must be a whole number from \(minimum) to \(maximum)")
+                }
                 return number
             }
             func boolean(_ flag: Bool?, _ name: String) throws -> Bool? {
@@ -196,6 +207,10 @@ extension Coffer {
             if let seconds = try integer(wsAuthTimeout, "COFFER_WS_AUTH_TIMEOUT", minimum: 1) { configuration.realtimeAuthTimeout = Double(seconds) }
             if let bytes = try integer(wsQueueLimit, "COFFER_WS_QUEUE_LIMIT", minimum: 64 * 1024) { configuration.realtimeQueueLimit = bytes }
             if let seconds = try integer(wsPingInterval, "COFFER_WS_PING_INTERVAL", minimum: 1) { configuration.realtimePingInterval = seconds }
+            if let seconds = try integer(requestHeadTimeout, "COFFER_REQUEST_HEAD_TIMEOUT", minimum: 1, maximum: 3600) {
+                configuration.connectionLimits.requestHeadTimeout = Double(seconds)
+            }
+            if let seconds = try integer(idleTimeout, "COFFER_IDLE_TIMEOUT", minimum: 1, maximum: 86400) { configuration.connectionLimits.idleTimeout = Double(seconds) }
             if let text = value(logLevel, "COFFER_LOG_LEVEL") {
                 guard let level = Logger.Level(rawValue: text.lowercased()) else { throw CLIError("COFFER_LOG_LEVEL=\(text): unknown level") }
                 configuration.logLevel = level
