@@ -258,10 +258,17 @@ struct AuthController {
         Hex.encode(SHA256.hash(data: Data(token.utf8)))
     }
 
+    /// The rule of the OpenAPI `Email` schema, counted in Unicode scalars as JSON Schema counts
+    /// (a combining mark after `@` or `.` must not hide it, as it would in a Character count);
+    /// no NUL, which PostgreSQL text cannot hold (a query parameter can carry one).
     static func validEmail(_ raw: String) throws -> String {
         let email = AccountEmail.normalized(raw)
-        let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard email.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !email.contains(where: \.isWhitespace) else {
+        let scalars = email.unicodeScalars
+        let at = scalars.firstIndex(of: "@")
+        guard raw.unicodeScalars.count <= 254, let at, at != scalars.startIndex,
+            !scalars[scalars.index(after: at)...].contains("@"), scalars[at...].contains("."),
+            !scalars.contains(where: { $0.properties.isWhitespace || $0 == "\0" })
+        else {
             throw APIError.invalidField("email", "must be an email address")
         }
         return email
@@ -277,7 +284,14 @@ struct AuthController {
         do {
             try parameters.validate()
         } catch {
-            throw APIError(.badRequest, code: ErrorCode.weakKDF, message: "kdf: \(error)")
+            // Each parameter in range but together too costly (scrypt memory or work) is a 422:
+            // a schema can state each range, not their product.
+            switch error {
+            case .aboveMaximum(.scryptMemory, _, _), .aboveMaximum(.scryptWork, _, _):
+                throw APIError(.unprocessableContent, code: ErrorCode.weakKDF, message: "kdf: \(error)")
+            default:
+                throw APIError(.badRequest, code: ErrorCode.weakKDF, message: "kdf: \(error)")
+            }
         }
         return parameters
     }
@@ -308,10 +322,13 @@ struct AuthController {
 
     static func validDevice(_ device: DeviceInfo) throws -> DeviceInfo {
         guard UUID(uuidString: device.id) != nil else { throw APIError.invalidField("device.id", "must be a UUID") }
+        // Lengths in Unicode scalars before trimming, as the OpenAPI schema's maxLength counts.
         let name = device.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count) else { throw APIError.invalidField("device.name", "must be 1–100 characters") }
+        guard !name.isEmpty, device.name.unicodeScalars.count <= 100 else { throw APIError.invalidField("device.name", "must be 1–100 characters") }
         let platform = device.platform.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...50).contains(platform.count) else { throw APIError.invalidField("device.platform", "must be 1–50 characters") }
+        guard !platform.isEmpty, device.platform.unicodeScalars.count <= 50 else {
+            throw APIError.invalidField("device.platform", "must be 1–50 characters")
+        }
         return DeviceInfo(id: device.id.lowercased(), name: name, platform: platform)
     }
 }

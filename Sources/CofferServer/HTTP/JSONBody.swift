@@ -43,6 +43,11 @@ enum JSONBody {
         guard buffer.readableBytes > 0 else {
             throw APIError(.badRequest, code: ErrorCode.invalidJSON, message: "request body is empty; a JSON object is required")
         }
+        // PostgreSQL text cannot hold U+0000 (the query would fail with a 500), and no Coffer field
+        // needs it: refused for every body on both backends alike.
+        if buffer.withUnsafeReadableBytes(containsEscapedNUL) {
+            throw APIError(.badRequest, code: ErrorCode.invalidJSON, message: "request body strings must not contain U+0000")
+        }
         // A hand reader (a pull request's) goes first; JSONDecoder names the problem when it refuses.
         if let value = buffer.withUnsafeReadableBytes({ JSONByteReader.handRead(T.self, from: $0) }) { return value }
         do {
@@ -50,6 +55,25 @@ enum JSONBody {
         } catch let error as DecodingError {
             throw buffer.withUnsafeReadableBytes { APIError(decoding: error, of: $0) }
         }
+    }
+
+    /// True when the JSON text holds the escape `\u0000` (a raw NUL is invalid JSON already).
+    static func containsEscapedNUL(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        let backslash = UInt8(ascii: "\\"), zero = UInt8(ascii: "0")
+        var index = 0
+        while index + 5 < bytes.count {
+            guard bytes[index] == backslash else {
+                index += 1
+                continue
+            }
+            if bytes[index + 1] == UInt8(ascii: "u"), bytes[index + 2] == zero, bytes[index + 3] == zero, bytes[index + 4] == zero,
+                bytes[index + 5] == zero
+            {
+                return true
+            }
+            index += 2  // past the escaped character, so `\\u0000` (a backslash, then text) is not one
+        }
+        return false
     }
 }
 

@@ -21,6 +21,8 @@ info:
     - Hashes (`userId`, `storageKey`) are 64 lowercase hexadecimal characters (a hex SHA-256 digest).
     - Request bodies must be `application/json` (otherwise 415 `unsupported_media_type`);
       oversized bodies are refused with 413 `payload_too_large`.
+    - No string in a request body may contain U+0000 (the escape `\u0000`): PostgreSQL
+      cannot store it, so every backend refuses such a body with 400 `invalid_json`.
     - Every `/api` route is rate limited per client address; a refused request gets
       429 `rate_limited` with `Retry-After` (seconds).
     - A request with a method a route does not support is refused with 405
@@ -160,7 +162,8 @@ paths:
           content:
             application/yaml:
               schema:
-                type: string
+                type: object
+                description: This document.
   /api/register:
     parameters:
       - $ref: '#/components/parameters/RequestId'
@@ -344,6 +347,7 @@ paths:
           description: A kept version number (see `GET /api/backup/versions`); the current version when omitted.
           schema:
             type: integer
+            maximum: 9007199254740991
             minimum: 1
           example: 2
       responses:
@@ -1046,6 +1050,7 @@ paths:
           description: Only events with an id lower than this one (the previous page's `nextCursor`).
           schema:
             type: integer
+            maximum: 9007199254740991
             format: int64
             minimum: 1
           example: 1234
@@ -1293,6 +1298,7 @@ paths:
           description: Only changes after this vault revision.
           schema:
             type: integer
+            maximum: 9007199254740991
             format: int64
             minimum: 0
             default: 0
@@ -1938,9 +1944,15 @@ paths:
         - name: email
           in: query
           required: true
-          description: The email to look up; normalised like the account's (trimmed, lowercased, NFC).
+          description: |
+            The email to look up; normalised like the account's (trimmed, lowercased, NFC).
+            A `+` in the query is the character `+` (as in `bob+work@example.com`), not a
+            space, so this schema leaves out the surrounding whitespace that `Email` allows.
           schema:
-            $ref: '#/components/schemas/Email'
+            type: string
+            minLength: 3
+            maxLength: 254
+            pattern: '^[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\.[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
           example: bob@example.com
       responses:
         '200':
@@ -2450,6 +2462,7 @@ components:
             - invalid_field
             - missing_field
             - invalid_query
+            - invalid_header
             - unsupported_media_type
             - payload_too_large
             - backup_too_large
@@ -2517,8 +2530,9 @@ components:
           $ref: '#/components/schemas/Hash'
         data:
           type: string
+          minLength: 1
           description: |
-            Opaque ciphertext. The browser client sends a JSON string
+            Opaque ciphertext (not empty). The browser client sends a JSON string
             `{"encrypted": "<base64>", "nonce": "<base64>"}`; bare base64 is also accepted.
     SaveBackupResponse:
       type: object
@@ -2531,10 +2545,12 @@ components:
           $ref: '#/components/schemas/Timestamp'
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The number of the version just written.
         size:
           type: integer
+          maximum: 9007199254740991
           minimum: 0
           description: |
             Bytes of ciphertext counted against the cap: base64-decoded when `data` is base64
@@ -2556,9 +2572,11 @@ components:
           description: When this version was written.
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
         size:
           type: integer
+          maximum: 9007199254740991
           minimum: 0
     BackupVersionSummary:
       type: object
@@ -2566,11 +2584,13 @@ components:
       properties:
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
         updatedAt:
           $ref: '#/components/schemas/Timestamp'
         size:
           type: integer
+          maximum: 9007199254740991
           minimum: 0
     BackupVersionsResponse:
       type: object
@@ -2588,8 +2608,9 @@ components:
         userId:
           $ref: '#/components/schemas/Hash'
         storageKey:
-          allOf:
+          oneOf:
             - $ref: '#/components/schemas/Hash'
+            - type: 'null'
           description: Required when the user has a backup; proves ownership.
     DeleteUserResponse:
       type: object
@@ -2600,12 +2621,29 @@ components:
           const: true
         deletedBackups:
           type: integer
+          maximum: 9007199254740991
           minimum: 0
           description: Number of storage keys (backups) deleted.
     Base64URL:
       type: string
       description: Bytes encoded as base64url without padding.
       pattern: '^[A-Za-z0-9_-]*$'
+    Key32:
+      type: string
+      description: |
+        32 bytes in base64url without padding (43 characters, the last one with its spare bits
+        zero, so each key has one text form). Anything else is refused with 400 `invalid_field`.
+      pattern: '^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$'
+      minLength: 43
+      maxLength: 43
+    Salt:
+      type: string
+      description: |
+        16–64 bytes in base64url without padding (22–86 characters; spare bits zero, and never
+        a length of 4n+1). Anything else is refused with 400 `invalid_field`.
+      pattern: '^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$'
+      minLength: 22
+      maxLength: 86
     Envelope:
       type: string
       description: |
@@ -2620,9 +2658,14 @@ components:
     Email:
       type: string
       description: |
-        An email address (at most 254 characters). The server normalises it (trimmed,
-        lowercased, Unicode NFC) before use; the normalised form is what signatures cover.
+        An email address (at most 254 characters, counted as Unicode scalars): one `@` with
+        something before it and a dot somewhere after it, no whitespace (Unicode White_Space)
+        or NUL inside. The server normalises it (trimmed, lowercased, Unicode NFC) before
+        use; the normalised form is what signatures cover.
+        Anything else is refused with 400 `invalid_field`.
+      minLength: 3
       maxLength: 254
+      pattern: '^[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+@[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*\.[^@\x00\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
       examples:
         - alice@example.com
     KDFDescriptor:
@@ -2631,35 +2674,47 @@ components:
         How to derive the master key from the password. Either
         `{"algorithm": "scrypt", "n": 131072, "r": 8, "p": 1}` or
         `{"algorithm": "pbkdf2-sha256", "iterations": 600000}`; the parameters of the other
-        algorithm must be absent. The server refuses (400 `weak_kdf`) incomplete parameters,
-        parameters below scrypt N=2^17, r=8, p=1 (N a power of two) or PBKDF2-SHA256 600000
-        iterations, and absurdly expensive ones (scrypt N above 2^22, r above 32, p above 16,
-        more than 1 GiB of memory or N·r·p above 2^26; PBKDF2 above 10000000 iterations).
-      required: [algorithm]
-      properties:
-        algorithm:
-          type: string
-          enum: [scrypt, pbkdf2-sha256]
-        iterations:
-          type: integer
-          description: PBKDF2-SHA256 only.
-          minimum: 600000
-          maximum: 10000000
-        n:
-          type: integer
-          description: scrypt only; a power of two.
-          minimum: 131072
-          maximum: 4194304
-        r:
-          type: integer
-          description: scrypt only.
-          minimum: 8
-          maximum: 32
-        p:
-          type: integer
-          description: scrypt only.
-          minimum: 1
-          maximum: 16
+        algorithm must be absent (or null). The server refuses with 400 `weak_kdf` incomplete
+        parameters, parameters below scrypt N=2^17, r=8, p=1 (N a power of two) or
+        PBKDF2-SHA256 600000 iterations, and absurdly expensive ones (scrypt N above 2^22, r
+        above 32, p above 16; PBKDF2 above 10000000 iterations). Scrypt parameters each in
+        range that together need more than 1 GiB of memory (128·N·r) or more work than
+        N·r·p = 2^26 are refused with 422 `weak_kdf`.
+      oneOf:
+        - title: scrypt
+          required: [algorithm, n, r, p]
+          properties:
+            algorithm:
+              const: scrypt
+            n:
+              type: integer
+              description: A power of two.
+              enum: [131072, 262144, 524288, 1048576, 2097152, 4194304]
+            r:
+              type: integer
+              minimum: 8
+              maximum: 32
+            p:
+              type: integer
+              minimum: 1
+              maximum: 16
+            iterations:
+              type: 'null'
+        - title: pbkdf2-sha256
+          required: [algorithm, iterations]
+          properties:
+            algorithm:
+              const: pbkdf2-sha256
+            iterations:
+              type: integer
+              minimum: 600000
+              maximum: 10000000
+            n:
+              type: 'null'
+            r:
+              type: 'null'
+            p:
+              type: 'null'
       examples:
         - algorithm: scrypt
           n: 131072
@@ -2696,12 +2751,14 @@ components:
           type: string
           minLength: 1
           maxLength: 100
-          description: 1–100 characters after trimming.
+          pattern: '[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'
+          description: 1–100 characters (Unicode scalars), not only whitespace; stored trimmed.
         platform:
           type: string
           minLength: 1
           maxLength: 50
-          description: 1–50 characters after trimming.
+          pattern: '[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]'
+          description: 1–50 characters (Unicode scalars), not only whitespace; stored trimmed.
     AccountKeysPayload:
       type: object
       description: The wrapped keys the server keeps for the client.
@@ -2711,7 +2768,7 @@ components:
           $ref: '#/components/schemas/Envelope'
         publicKey:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Key32'
           description: The account's X25519 public key, 32 bytes in base64url.
         encryptedPrivateKey:
           $ref: '#/components/schemas/Envelope'
@@ -2725,17 +2782,17 @@ components:
           $ref: '#/components/schemas/KDFDescriptor'
         salt:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Salt'
           description: The KDF salt, 16–64 bytes in base64url.
         loginPublicKey:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Key32'
           description: The Ed25519 login public key, 32 bytes in base64url.
         encryptedAccountKey:
           $ref: '#/components/schemas/Envelope'
         publicKey:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Key32'
           description: The account's X25519 public key, 32 bytes in base64url.
         encryptedPrivateKey:
           $ref: '#/components/schemas/Envelope'
@@ -2748,8 +2805,8 @@ components:
         email:
           $ref: '#/components/schemas/Email'
         action:
-          type: string
-          enum: [login, change-password, delete-account]
+          type: [string, 'null']
+          enum: [login, change-password, delete-account, null]
           default: login
           description: What the signature over this challenge will prove.
     ChallengeResponse:
@@ -2807,6 +2864,7 @@ components:
           description: An opaque single-use token for `POST /api/auth/refresh`.
         expiresIn:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: Seconds until the access token expires (900 by default).
         user:
@@ -2831,6 +2889,7 @@ components:
           description: The new refresh token; the one sent is no longer valid.
         expiresIn:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: Seconds until the access token expires.
     MeResponse:
@@ -2866,11 +2925,11 @@ components:
           $ref: '#/components/schemas/KDFDescriptor'
         salt:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Salt'
           description: The new KDF salt, 16–64 bytes in base64url.
         loginPublicKey:
           allOf:
-            - $ref: '#/components/schemas/Base64URL'
+            - $ref: '#/components/schemas/Key32'
           description: The new Ed25519 login public key, 32 bytes in base64url.
         encryptedAccountKey:
           $ref: '#/components/schemas/Envelope'
@@ -2921,6 +2980,7 @@ components:
       properties:
         id:
           type: integer
+          maximum: 9007199254740991
           format: int64
           minimum: 1
           description: Increasing event id; usable as the `before` cursor.
@@ -2999,6 +3059,7 @@ components:
         - 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
     Revision:
       type: integer
+      maximum: 9007199254740991
       format: int64
       minimum: 0
       description: A vault revision; it increases with every change to the vault's items.
@@ -3038,6 +3099,7 @@ components:
             wrapped the key with its own account key (the owner, or whoever rotated it last).
         keyEpoch:
           type: integer
+          maximum: 2147483647
           minimum: 1
           description: |
             Which key of the vault `wrappedKey` is: 1 for the first, one more per rotation.
@@ -3093,6 +3155,7 @@ components:
           description: The encrypted item; absent on tombstones.
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The item version, 1 on creation and one more on each change.
         revision:
@@ -3115,6 +3178,7 @@ components:
       properties:
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
         encryptedData:
           $ref: '#/components/schemas/ItemEnvelope'
@@ -3173,6 +3237,7 @@ components:
       properties:
         baseVersion:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The item version this change is based on.
         encryptedData:
@@ -3183,10 +3248,13 @@ components:
       properties:
         baseVersion:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The item version being deleted.
         encryptedData:
-          type: string
+          oneOf:
+            - $ref: '#/components/schemas/ItemEnvelope'
+            - type: 'null'
           description: The deletion's tombstone (who deleted the item and when), sealed with the vault key for the version the deletion gets; stored and served opaquely as the deleted version's data. Clients refuse a deletion without one for an item they hold.
     RestoreItemRequest:
       type: object
@@ -3194,6 +3262,8 @@ components:
       properties:
         version:
           type: integer
+          minimum: 1
+          maximum: 9007199254740991
           description: The kept version to restore.
     ConflictResponse:
       type: object
@@ -3223,6 +3293,7 @@ components:
             format: uuid
           additionalProperties:
             type: integer
+            maximum: 9007199254740991
             format: int64
             minimum: 0
         limit:
@@ -3274,24 +3345,32 @@ components:
           $ref: '#/components/schemas/Timestamp'
     PushChange:
       type: object
-      description: One change in a push; `baseVersion` 0 creates the item.
+      description: |
+        One change in a push; `baseVersion` 0 creates the item. A push checks each change on
+        its own: a change whose fields have the right JSON types but break a rule below
+        (an id that is not a UUID, a `baseVersion` outside 0–9007199254740991, missing or
+        malformed `encryptedData`) does not fail the request; it is answered in its
+        `PushResult` with `rejected` and the error (`invalid_field`, `not_ciphertext`,
+        `item_too_large`), and the other changes still apply. Only a body that is not this
+        shape at all (wrong JSON types, an integer beyond 64 bits) is refused with 400.
       required: [vaultId, itemId, baseVersion]
       properties:
         vaultId:
           type: string
-          format: uuid
+          description: The vault's UUID.
         itemId:
           type: string
-          format: uuid
+          description: The item's UUID, chosen by the client on creation.
         baseVersion:
           type: integer
-          minimum: 0
-          description: 0 to create, otherwise the item version this change is based on.
+          minimum: -9223372036854775808
+          maximum: 9223372036854775807
+          description: 0 to create, otherwise the item version this change is based on (0–9007199254740991).
         encryptedData:
-          oneOf:
-            - $ref: '#/components/schemas/ItemEnvelope'
-            - type: 'null'
-          description: Required unless `deleted` is true; with `deleted`, the deletion's sealed tombstone.
+          type: [string, 'null']
+          description: |
+            An item envelope (see `ItemEnvelope`). Required unless `deleted` is true; with
+            `deleted`, the deletion's sealed tombstone.
         deleted:
           type: [boolean, 'null']
           default: false
@@ -3319,6 +3398,7 @@ components:
           enum: [applied, conflict, rejected]
         version:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The item's new version, when applied.
         revision:
@@ -3355,6 +3435,7 @@ components:
           $ref: '#/components/schemas/Revision'
         itemCount:
           type: integer
+          maximum: 9007199254740991
           minimum: 0
           description: Live (not deleted) items.
         lastChange:
@@ -3373,12 +3454,26 @@ components:
     ResolveRequest:
       type: object
       required: [itemId, baseVersion, strategy]
+      # Strategy `client` needs the merged data unless it deletes.
+      anyOf:
+        - properties:
+            strategy:
+              const: server
+        - required: [deleted]
+          properties:
+            deleted:
+              const: true
+        - required: [encryptedData]
+          properties:
+            encryptedData:
+              type: string
       properties:
         itemId:
           type: string
           format: uuid
         baseVersion:
           type: integer
+          maximum: 9007199254740991
           minimum: 1
           description: The server version the client saw (its `current.version` from the conflict).
         encryptedData:
@@ -3427,6 +3522,19 @@ components:
       type: object
       description: Exactly one of `email` or `userId` names the recipient.
       required: [role, wrappedKey]
+      oneOf:
+        - required: [email]
+          properties:
+            email:
+              $ref: '#/components/schemas/Email'
+            userId:
+              type: 'null'
+        - required: [userId]
+          properties:
+            userId:
+              type: string
+            email:
+              type: 'null'
       properties:
         email:
           type: [string, 'null']
@@ -3447,6 +3555,7 @@ components:
         keyEpoch:
           type: [integer, 'null']
           minimum: 1
+          maximum: 2147483647
           description: |
             The epoch of the key sealed in `wrappedKey` (1 when absent); anything but the
             vault's current epoch is refused with 409 `stale_key`.
@@ -3568,6 +3677,7 @@ components:
         keyEpoch:
           type: [integer, 'null']
           minimum: 2
+          maximum: 2147483647
           description: The new key's epoch, the current one plus one (the server takes that when absent).
         keyHistory:
           type: [string, 'null']
@@ -3585,23 +3695,23 @@ components:
       required: false
       description: |
         Optional client-chosen request id, echoed in the response when valid
-        (1–128 characters of `[A-Za-z0-9._:-]`); otherwise the server generates one.
+        (1–128 characters of `[A-Za-z0-9._:-]`). Any other value is not an error: the server
+        ignores it and generates an id, so the schema admits every string.
       schema:
         type: string
-        minLength: 1
-        maxLength: 128
-        pattern: '^[A-Za-z0-9._:-]{1,128}$'
     SignatureTimestamp:
       name: X-Coffer-Timestamp
       in: header
       required: false
       description: |
-        Unix time in seconds at which the request was signed; must be within ±300 s of the
-        server clock. Sent together with `X-Coffer-Signature`.
+        Unix time in whole seconds (decimal digits, at most 253402300799, the end of year 9999)
+        at which the request was signed; must be within ±300 s of the server clock. A value
+        that is not such a number is refused with 400 `invalid_header`. Sent together with `X-Coffer-Signature`.
       schema:
-        type: string
-        pattern: '^[0-9]+$'
-      example: '1795435200'
+        type: integer
+        minimum: 0
+        maximum: 253402300799
+      example: 1795435200
     Signature:
       name: X-Coffer-Signature
       in: header

@@ -11,6 +11,9 @@ struct SystemController {
         router.get("health", use: health)
         router.get("metrics", use: metrics)
         router.get("openapi.yaml", use: openAPI)
+        for path in ["/health", "/metrics", "/openapi.yaml"] {
+            router.answerMethodNotAllowed(path: path, allowed: [.get])
+        }
     }
 
     @Sendable func health(_ request: Request, context: AppRequestContext) async throws -> Response {
