@@ -25,8 +25,9 @@ info:
       cannot store it, so every backend refuses such a body with 400 `invalid_json`.
     - Every `/api` route is rate limited per client address; a refused request gets
       429 `rate_limited` with `Retry-After` (seconds).
-    - A request with a method a route does not support is refused with 405
-      `method_not_allowed` and an `Allow` header listing the supported methods.
+    - A request with a method a route does not declare (HEAD, OPTIONS other than a CORS
+      preflight, TRACE and QUERY included) is refused with 405 `method_not_allowed` and an
+      `Allow` header listing the declared methods.
     - With PostgreSQL, a write whose transaction the database aborts for a deadlock or a
       serialization failure is refused with 503 `unavailable` and `Retry-After`; nothing
       was written and the same request can be retried.
@@ -544,7 +545,8 @@ paths:
         Validation: `email` must be an email address; `salt` 16–64 bytes and `loginPublicKey` /
         `publicKey` exactly 32 bytes, all base64url; `kdf` must be complete and at least
         scrypt N=2^17, r=8, p=1 or PBKDF2-SHA256 600000 iterations, and not absurdly expensive
-        (otherwise 400 `weak_kdf`); `encryptedAccountKey` and `encryptedPrivateKey` must be
+        (otherwise 400 `weak_kdf`, or 422 `weak_kdf` for scrypt parameters each in range but too
+        costly together); `encryptedAccountKey` and `encryptedPrivateKey` must be
         Coffer envelopes (otherwise 422 `not_ciphertext`); `device.id` a UUID, `device.name`
         1–100 and `device.platform` 1–50 characters.
 
@@ -861,7 +863,7 @@ paths:
         `POST /api/auth/challenge` with `action` = `change-password` for the account's email
         (message as in `LoginRequest`, with action `change-password`). The new values are
         validated like `POST /api/auth/register` (400 `invalid_field` / `weak_kdf`, 422
-        `not_ciphertext`).
+        `not_ciphertext` / `weak_kdf`).
 
         On success every other session of the account is revoked; the current one stays.
       security:
@@ -3949,7 +3951,8 @@ components:
     NotEnvelope:
       description: |
         `encryptedAccountKey` or `encryptedPrivateKey` is not a Coffer envelope
-        (`not_ciphertext`).
+        (`not_ciphertext`), or scrypt parameters each in range need more than 1 GiB of memory
+        or more work than N·r·p = 2^26 together (`weak_kdf`).
       headers:
         X-Request-Id:
           $ref: '#/components/headers/X-Request-Id'
