@@ -2649,10 +2649,12 @@ components:
     Envelope:
       type: string
       description: |
-        A Coffer envelope: base64url (no padding) of version byte (1) ‖ 12-byte nonce ‖
-        ciphertext ‖ 16-byte tag (AES-256-GCM), so at least 29 bytes; at most 4096 characters.
-        Anything else is refused with 422 `not_ciphertext`.
-      pattern: '^[A-Za-z0-9_-]*$'
+        A Coffer envelope: base64url (no padding, spare bits zero) of version byte (1) ‖
+        12-byte nonce ‖ ciphertext ‖ 16-byte tag (AES-256-GCM), so at least 29 bytes; at most
+        4096 characters. The pattern states the text form and the version byte (1 or 2, so the
+        text starts `AQ`–`Af` or `Ag`–`Av`); anything else, such as a version 2 envelope
+        shorter than its 65 bytes, is refused with 422 `not_ciphertext`.
+      pattern: '^A[Q-Za-v][A-Za-z0-9_-]{2}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$'
       minLength: 39
       maxLength: 4096
       examples:
@@ -3036,14 +3038,15 @@ components:
     ItemEnvelope:
       type: string
       description: |
-        A Coffer envelope (base64url, no padding) holding an encrypted item: version byte 1 ‖
+        A Coffer envelope (base64url, no padding, spare bits zero; the pattern states that and
+        the version byte) holding an encrypted item: version byte 1 ‖
         12-byte nonce ‖ ciphertext ‖ 16-byte tag (at least 29 bytes; written before vault key
         epochs), or version byte 2 ‖ 4-byte big-endian key epoch ‖ 32-byte key commitment ‖
         12-byte nonce ‖ ciphertext ‖ 16-byte tag (at least 65 bytes). At most the server's
         item maximum (1 MiB of text by default). Not an envelope: 422 `not_ciphertext`; too
         large: 413 `item_too_large`; sealed under a key epoch that is not the vault's
         current one (a version 1 envelope counts as epoch 1): 409 `stale_key`.
-      pattern: '^[A-Za-z0-9_-]*$'
+      pattern: '^A[Q-Za-v][A-Za-z0-9_-]{2}(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$'
       minLength: 39
       maxLength: 1048576
       examples:
@@ -3497,9 +3500,11 @@ components:
         account key (a Coffer envelope), or sealed on the client to the member's X25519
         sharing key with HPKE (RFC 9180, X25519 / HKDF-SHA256 / ChaCha20-Poly1305; version
         byte 2 ‖ 32-byte encapsulated key ‖ ciphertext and tag). When sharing or rotating,
-        the server checks only that it is base64url (no padding) of 48 bytes to 3 KiB;
+        the server checks only that it is base64url (no padding, spare bits zero) of 48 bytes to
+        3 KiB;
         anything else is refused with 422 `not_ciphertext`.
-      pattern: '^[A-Za-z0-9_-]*$'
+      pattern: '^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$'
+      minLength: 64
       maxLength: 4096
       examples:
         - 'Aq8gYunt77RJIHs6FoglubUVtHmPqwQruPqfiJif0X_9jxschcJYCTGKeQ3_SETZcAcTHajhgHRIhG_gOxMTnDzbospP3B7SmJDHrfPmgg0q'
