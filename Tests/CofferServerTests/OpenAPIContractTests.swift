@@ -14,14 +14,20 @@ struct OpenAPIContractTests {
     func everyUndeclaredMethodIs405WithAllow(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.router) { client in
             let methods: [HTTPRequest.Method] = [.trace, .head, .options, .patch, HTTPRequest.Method("QUERY")!]
-            for (path, allow) in [("/api/audit", "GET"), ("/health", "GET"), ("/openapi.yaml", "GET"), ("/api/auth/logout", "POST")] {
-                for method in methods {
+            for (path, allow) in [("/api/audit", "GET"), ("/health", "GET, HEAD"), ("/openapi.yaml", "GET"), ("/api/auth/logout", "POST")] {
+                for method in methods where !(path == "/health" && method == .head) {
                     let response = try await client.execute(uri: path, method: method)
                     #expect(response.status == .methodNotAllowed, "\(method) \(path)")
                     #expect(response.headers[.allow] == allow, "\(method) \(path)")
                     if method != .head { #expect(response.error?.code == "method_not_allowed", "\(method) \(path)") }
                 }
             }
+        }
+        // HEAD /health answers as GET does, without the body.
+        try await makeTestApp(backend).test(.router) { client in
+            let head = try await client.execute(uri: "/health", method: .head)
+            #expect(head.status == .ok)
+            #expect(head.body.readableBytes == 0)
         }
         // A CORS preflight is still answered by the CORS middleware, not as a 405.
         try await makeTestApp(backend, { $0.corsAllowedOrigins = ["https://app.example"] }).test(.router) { client in

@@ -127,6 +127,21 @@ paths:
                 status: degraded
                 database: down
                 version: 0.1.0
+    head:
+      tags: [System]
+      operationId: headHealth
+      summary: Liveness and database health, without a body (for uptime monitors)
+      responses:
+        '200':
+          description: The server and its database answer.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+        '503':
+          description: The database does not answer.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
   /metrics:
     parameters:
       - $ref: '#/components/parameters/RequestId'

@@ -9,9 +9,16 @@ struct SystemController {
 
     func addRoutes(to router: Router<AppRequestContext>) {
         router.get("health", use: health)
+        // Uptime monitors often probe with HEAD: the same status and headers, no body.
+        router.head("health") { request, context in
+            var response = try await health(request, context: context)
+            response.body = ResponseBody()
+            return response
+        }
         router.get("metrics", use: metrics)
         router.get("openapi.yaml", use: openAPI)
-        for path in ["/health", "/metrics", "/openapi.yaml"] {
+        router.answerMethodNotAllowed(path: "/health", allowed: [.get, .head])
+        for path in ["/metrics", "/openapi.yaml"] {
             router.answerMethodNotAllowed(path: path, allowed: [.get])
         }
     }
