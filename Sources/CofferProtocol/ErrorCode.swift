@@ -4,6 +4,8 @@ public enum ErrorCode {
     public static let invalidField = "invalid_field"
     public static let missingField = "missing_field"
     public static let invalidQuery = "invalid_query"
+    /// A request header's value is malformed or out of range (400).
+    public static let invalidHeader = "invalid_header"
     public static let unsupportedMediaType = "unsupported_media_type"
     public static let payloadTooLarge = "payload_too_large"
     public static let backupTooLarge = "backup_too_large"

@@ -59,8 +59,3 @@ public enum Validation {
         }
     }
 }
-
-extension ErrorCode {
-    /// A request header's value is malformed or out of range (400).
-    public static let invalidHeader = "invalid_header"
-}

@@ -3517,9 +3517,11 @@ components:
         byte 2 ‖ 32-byte encapsulated key ‖ ciphertext and tag). When sharing or rotating,
         the server checks only that it is base64url (no padding, spare bits zero) of 48 bytes to
         3 KiB;
-        anything else is refused with 422 `not_ciphertext`.
+        anything else is refused with 422 `not_ciphertext`. A copy wrapped with the account key
+        is an envelope (at least 39 characters, as `Envelope`), so answers may hold shorter
+        copies than a sealed one.
       pattern: '^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$'
-      minLength: 64
+      minLength: 39
       maxLength: 4096
       examples:
         - 'Aq8gYunt77RJIHs6FoglubUVtHmPqwQruPqfiJif0X_9jxschcJYCTGKeQ3_SETZcAcTHajhgHRIhG_gOxMTnDzbospP3B7SmJDHrfPmgg0q'
