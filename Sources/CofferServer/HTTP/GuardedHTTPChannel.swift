@@ -199,10 +199,7 @@ final class GuardedConnection {
         head += "Content-Length: \(body.count)\r\n"
         head += "Connection: close\r\n"
         head += "Cache-Control: no-store\r\n"
-        head += "X-Content-Type-Options: nosniff\r\n"
-        head += "X-Frame-Options: DENY\r\n"
-        head += "Referrer-Policy: no-referrer\r\n"
-        head += "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+        for (name, value) in SecurityHeadersMiddleware.always { head += "\(name.rawName): \(value)\r\n" }
         head += "X-Request-Id: \(UUID().uuidString.lowercased())\r\n\r\n"
         var buffer = allocator.buffer(capacity: head.utf8.count + body.count)
         buffer.writeString(head)

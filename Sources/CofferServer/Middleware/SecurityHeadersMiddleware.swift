@@ -7,12 +7,17 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let trustForwardedHeaders: Bool
 
+    /// On every answer, also those the connection guard writes itself.
+    static let always: [(HTTPField.Name, String)] = [
+        (.xContentTypeOptions, "nosniff"),
+        (.xFrameOptions, "DENY"),
+        (.referrerPolicy, "no-referrer"),
+        (.contentSecurityPolicy, "default-src 'none'; frame-ancestors 'none'"),
+    ]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.xFrameOptions] = "DENY"
-        response.headers[.referrerPolicy] = "no-referrer"
-        response.headers[.contentSecurityPolicy] = "default-src 'none'; frame-ancestors 'none'"
+        for (name, value) in Self.always { response.headers[name] = value }
         if request.uri.path.hasPrefix("/api/") || response.headers[.cacheControl] == nil {
             response.headers[.cacheControl] = "no-store"
         }
