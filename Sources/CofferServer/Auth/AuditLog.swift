@@ -16,3 +16,8 @@ struct AuditLog: Sendable {
         }
     }
 }
+
+extension AuditEventType {
+    /// An account made before identity keys set its identity (`PUT /api/auth/identity`).
+    static let identitySet = "identity_set"
+}

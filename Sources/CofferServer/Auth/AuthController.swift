@@ -26,6 +26,7 @@ struct AuthController {
         authenticated.post("auth/logout", use: logout)
         authenticated.get("auth/me", use: me)
         authenticated.post("auth/password", use: changePassword)
+        authenticated.put("auth/identity", use: setIdentity)
         authenticated.delete("auth/account", use: deleteAccount)
     }
 
@@ -33,6 +34,7 @@ struct AuthController {
         ("/api/auth/prelogin", [.post]), ("/api/auth/register", [.post]), ("/api/auth/challenge", [.post]),
         ("/api/auth/login", [.post]), ("/api/auth/refresh", [.post]), ("/api/auth/logout", [.post]),
         ("/api/auth/me", [.get]), ("/api/auth/password", [.post]), ("/api/auth/account", [.delete]),
+        ("/api/auth/identity", [.put]),
     ]
 
     // MARK: Unauthenticated
@@ -59,6 +61,10 @@ struct AuthController {
         try Self.requireBytes(body.publicKey, field: "publicKey", exactly: 32)
         try Self.requireEnvelope(body.encryptedAccountKey, field: "encryptedAccountKey")
         try Self.requireEnvelope(body.encryptedPrivateKey, field: "encryptedPrivateKey")
+        let identity = try Self.validIdentity(
+            identityKey: body.identityKey, certificate: body.sharingKeyCertificate, encryptedIdentityKey: body.encryptedIdentityKey,
+            sharingKey: body.publicKey, email: email
+        )
         let device = try Self.validDevice(body.device)
         try await limitAttempts(email: email, context: context)
 
@@ -66,7 +72,7 @@ struct AuthController {
         let account = AccountRecord(
             id: UUID().uuidString.lowercased(), email: email, kdf: try Self.json(kdf), salt: body.salt,
             loginPublicKey: body.loginPublicKey, encryptedAccountKey: body.encryptedAccountKey,
-            publicKey: body.publicKey, encryptedPrivateKey: body.encryptedPrivateKey, createdAt: now
+            publicKey: body.publicKey, encryptedPrivateKey: body.encryptedPrivateKey, createdAt: now, identity: identity
         )
         let (session, refreshToken) = newSession(userId: account.id, deviceId: device.id, at: now)
         do {
@@ -181,6 +187,35 @@ struct AuthController {
         return try JSONResponse.ok(SuccessResponse())
     }
 
+    /// Gives an account made before identity keys its identity, once; the same identity again is
+    /// a no-op (a retry), a different one is refused so a stolen access token cannot replace it.
+    @Sendable func setIdentity(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let identity = try context.requireIdentity()
+        var request = request
+        let body = try await request.decodeJSON(SetIdentityRequest.self, limit: configuration.maxRequestBody)
+        guard let account = try await store.account(id: identity.userId) else { throw AuthMiddleware.unauthorized("this account no longer exists") }
+        // Checked against what the server holds, so the certificate vouches for this account's sharing key and email.
+        guard let valid = try Self.validIdentity(
+            identityKey: body.identityKey, certificate: body.sharingKeyCertificate, encryptedIdentityKey: body.encryptedIdentityKey,
+            sharingKey: account.publicKey, email: account.email
+        ) else { throw Self.incompleteIdentity }
+        let outcome: IdentityUpdate
+        do {
+            outcome = try await store.setIdentity(valid, userId: account.id)
+        } catch StoreError.userNotFound {
+            throw AuthMiddleware.unauthorized("this account no longer exists")
+        }
+        switch outcome {
+        case .stored:
+            await audit.record(AuditEventType.identitySet, userId: account.id, deviceId: identity.deviceId)
+        case .unchanged:
+            break
+        case .conflict:
+            throw APIError(.conflict, code: ErrorCode.identityExists, message: "this account already has a different identity key, which cannot be replaced")
+        }
+        return try JSONResponse.ok(SuccessResponse())
+    }
+
     @Sendable func deleteAccount(_ request: Request, context: AppRequestContext) async throws -> Response {
         let identity = try context.requireIdentity()
         var request = request
@@ -247,7 +282,38 @@ struct AuthController {
     )
 
     static func keys(_ account: AccountRecord) -> AccountKeysPayload {
-        AccountKeysPayload(encryptedAccountKey: account.encryptedAccountKey, publicKey: account.publicKey, encryptedPrivateKey: account.encryptedPrivateKey)
+        AccountKeysPayload(
+            encryptedAccountKey: account.encryptedAccountKey, publicKey: account.publicKey, encryptedPrivateKey: account.encryptedPrivateKey,
+            identity: account.identity
+        )
+    }
+
+    static let incompleteIdentity = APIError(
+        .unprocessableContent, code: ErrorCode.invalidIdentity,
+        message: "identityKey, sharingKeyCertificate and encryptedIdentityKey go together: give all three or none"
+    )
+
+    /// The identity in a request, nil when none of its three fields is given; 422
+    /// `invalid_identity` when only some are, or they are not well formed, or the certificate
+    /// does not vouch for `sharingKey` as `email`'s (the normalised email).
+    static func validIdentity(
+        identityKey: String?, certificate: String?, encryptedIdentityKey: String?, sharingKey: String, email: String
+    ) throws -> IdentityKeysPayload? {
+        if identityKey == nil, certificate == nil, encryptedIdentityKey == nil { return nil }
+        guard let identityKey, let certificate, let encryptedIdentityKey else { throw incompleteIdentity }
+        func invalid(_ message: String) -> APIError { APIError(.unprocessableContent, code: ErrorCode.invalidIdentity, message: message) }
+        // The specific messages first; `isWellFormed` below is the rule itself.
+        guard IdentityKey.publicKey(identityKey) != nil else { throw invalid("identityKey must be an Ed25519 public key (32 bytes in base64url)") }
+        guard Base64URL.decode(certificate)?.count == 64 else { throw invalid("sharingKeyCertificate must be an Ed25519 signature (64 bytes in base64url)") }
+        guard encryptedIdentityKey.utf8.count <= 4096, Envelope.isWellFormed(encryptedIdentityKey) else {
+            throw invalid("encryptedIdentityKey must be a Coffer envelope (base64url ciphertext)")
+        }
+        guard IdentityKey.isWellFormed(
+            identityKey: identityKey, certificate: certificate, encryptedIdentityKey: encryptedIdentityKey, sharingKey: sharingKey, email: email
+        ) else {
+            throw invalid("sharingKeyCertificate is not identityKey's signature of this account's email and sharing key (publicKey)")
+        }
+        return IdentityKeysPayload(identityKey: identityKey, sharingKeyCertificate: certificate, encryptedIdentityKey: encryptedIdentityKey)
     }
 
     static func randomToken() -> String {

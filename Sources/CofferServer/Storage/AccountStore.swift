@@ -12,6 +12,9 @@ public protocol AccountStore: Sendable {
     func createAccount(_ account: AccountRecord, device: DeviceRecord, session: SessionRecord) async throws
     func account(email: String) async throws -> AccountRecord?
     func account(id: String) async throws -> AccountRecord?
+    /// Gives the account `identity` if it has none, atomically; never replaces one.
+    /// `StoreError.userNotFound` if there is no such account.
+    func setIdentity(_ identity: IdentityKeysPayload, userId: String) async throws -> IdentityUpdate
 
     func storeChallenge(_ challenge: String, email: String, action: String, expiresAt: Timestamp) async throws
     /// Deletes the challenge and answers whether it existed for this email and action and had not expired.
@@ -56,6 +59,18 @@ public struct AccountRecord: Sendable, Equatable {
     public var publicKey: String
     public var encryptedPrivateKey: String
     public var createdAt: Timestamp
+    /// The Ed25519 identity; nil for an account made before identity keys that has not set one yet.
+    public var identity: IdentityKeysPayload?
+}
+
+/// What `setIdentity` did.
+public enum IdentityUpdate: Sendable, Equatable {
+    /// The account had no identity and now has this one.
+    case stored
+    /// The account already had exactly this identity (a retry): nothing changed.
+    case unchanged
+    /// The account has a different identity, which stays.
+    case conflict
 }
 
 public struct DeviceRecord: Sendable, Equatable {

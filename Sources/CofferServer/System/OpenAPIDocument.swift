@@ -565,6 +565,13 @@ paths:
         Coffer envelopes (otherwise 422 `not_ciphertext`); `device.id` a UUID, `device.name`
         1–100 and `device.platform` 1–50 characters.
 
+        The account's Ed25519 identity (`identityKey`, `sharingKeyCertificate`,
+        `encryptedIdentityKey`) is optional, for clients made before identity keys; such an
+        account can set it later with `PUT /api/auth/identity`. Given, it must be complete
+        (all three fields) and `sharingKeyCertificate` must be `identityKey`'s signature of the
+        normalised `email` and `publicKey` (see `SharingKeyCertificate`); otherwise 422
+        `invalid_identity`.
+
         Attempts are rate limited per client address and per email (429 with `Retry-After`).
       requestBody:
         required: true
@@ -584,6 +591,9 @@ paths:
               encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
               publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
               encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+              identityKey: 'xML-fmI-_i_EfTA2l9QwgZkYmGH1D6Zf3QS4n3OPfz8'
+              sharingKeyCertificate: 'qaOmiByVnoX0Ka8rwPToHR4qdhQAPEUVsfKVQVKn3R43yFHPKBPALu5GxEgnRs-o0GmgnqSMvk7Z3tMJUO7IDg'
+              encryptedIdentityKey: 'AXg3e1JXV7SUQn-JAbLGw3Kp-YEo1bzUhwWZg5VEYurnuusAkhPAqxjosM_spCxPRoAyddIOHZBPMmgT8w'
               device:
                 id: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
                 name: Alice's laptop
@@ -620,7 +630,28 @@ paths:
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
         '422':
-          $ref: '#/components/responses/NotEnvelope'
+          description: |
+            `encryptedAccountKey` or `encryptedPrivateKey` is not a Coffer envelope
+            (`not_ciphertext`); scrypt parameters each in range need more than 1 GiB of memory
+            or more work than N·r·p = 2^26 together (`weak_kdf`); or the identity is
+            incomplete, not well formed, or its certificate does not verify for this email and
+            `publicKey` (`invalid_identity`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                notCiphertext:
+                  value:
+                    error: field 'encryptedAccountKey' must be a Coffer envelope (base64url ciphertext)
+                    code: not_ciphertext
+                invalidIdentity:
+                  value:
+                    error: sharingKeyCertificate is not identityKey's signature of this account's email and sharing key (publicKey)
+                    code: invalid_identity
         '429':
           $ref: '#/components/responses/TooManyRequests'
         default:
@@ -859,6 +890,9 @@ paths:
                   encryptedAccountKey: 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
                   publicKey: 'mJNiPOsbxGkizW6nnNCxX54rSZfhSKn0aCCrUBo2dbw'
                   encryptedPrivateKey: 'AXAQGVOXgnjmK1Zk7XiPaeUmyS73Oxn46CciXLSy9ij3X_NLi-X3LepHRfJkVHfHvBxUdgHy26SIFCdcOg'
+                  identityKey: 'xML-fmI-_i_EfTA2l9QwgZkYmGH1D6Zf3QS4n3OPfz8'
+                  sharingKeyCertificate: 'qaOmiByVnoX0Ka8rwPToHR4qdhQAPEUVsfKVQVKn3R43yFHPKBPALu5GxEgnRs-o0GmgnqSMvk7Z3tMJUO7IDg'
+                  encryptedIdentityKey: 'AXg3e1JXV7SUQn-JAbLGw3Kp-YEo1bzUhwWZg5VEYurnuusAkhPAqxjosM_spCxPRoAyddIOHZBPMmgT8w'
         '401':
           $ref: '#/components/responses/BearerUnauthorized'
         '429':
@@ -912,6 +946,78 @@ paths:
           $ref: '#/components/responses/UnsupportedMediaType'
         '422':
           $ref: '#/components/responses/NotEnvelope'
+        '429':
+          $ref: '#/components/responses/TooManyRequests'
+        default:
+          $ref: '#/components/responses/UnexpectedError'
+  /api/auth/identity:
+    parameters:
+      - $ref: '#/components/parameters/RequestId'
+    put:
+      tags: [Accounts]
+      operationId: setIdentity
+      summary: Set the account's identity key, once
+      description: |
+        Gives an account made before identity keys its Ed25519 identity: the public key, its
+        certificate of the account's X25519 sharing key (`publicKey` in `AccountKeysPayload`)
+        and the private key sealed under the account key. The certificate must verify for the
+        account's stored email and sharing key (otherwise 422 `invalid_identity`, as for a
+        key, certificate or envelope that is not well formed).
+
+        An identity is set once and never replaced: sending exactly the identity the account
+        already has (all three fields equal, e.g. a retry) answers 200 and changes nothing;
+        a different one is refused with 409 `identity_exists`, so a stolen access token cannot
+        replace who the account is. Storing it records an `identity_set` audit event.
+      security:
+        - bearerAuth: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: '#/components/schemas/SetIdentityRequest'
+            example:
+              identityKey: 'xML-fmI-_i_EfTA2l9QwgZkYmGH1D6Zf3QS4n3OPfz8'
+              sharingKeyCertificate: 'qaOmiByVnoX0Ka8rwPToHR4qdhQAPEUVsfKVQVKn3R43yFHPKBPALu5GxEgnRs-o0GmgnqSMvk7Z3tMJUO7IDg'
+              encryptedIdentityKey: 'AXg3e1JXV7SUQn-JAbLGw3Kp-YEo1bzUhwWZg5VEYurnuusAkhPAqxjosM_spCxPRoAyddIOHZBPMmgT8w'
+      responses:
+        '200':
+          $ref: '#/components/responses/AccountSuccess'
+        '400':
+          $ref: '#/components/responses/AccountBadRequest'
+        '401':
+          $ref: '#/components/responses/BearerUnauthorized'
+        '409':
+          description: The account already has a different identity key, which stays (`identity_exists`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: this account already has a different identity key, which cannot be replaced
+                code: identity_exists
+        '413':
+          $ref: '#/components/responses/PayloadTooLarge'
+        '415':
+          $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          description: |
+            `identityKey` is not an Ed25519 public key, `sharingKeyCertificate` not a 64-byte
+            signature, `encryptedIdentityKey` not a Coffer envelope, or the certificate does not
+            verify for this account's email and sharing key (`invalid_identity`).
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              example:
+                error: sharingKeyCertificate is not identityKey's signature of this account's email and sharing key (publicKey)
+                code: invalid_identity
         '429':
           $ref: '#/components/responses/TooManyRequests'
         default:
@@ -1953,7 +2059,8 @@ paths:
       summary: Find a user to share with
       description: |
         The account registered with `email`: its id and its X25519 sharing key, to which the
-        client seals the vault key before sharing. Lookups are rate limited per account (30 per minute and 200 per
+        client seals the vault key before sharing, with the account's identity key and its
+        certificate of the sharing key (absent for an account that has not set an identity yet). Lookups are rate limited per account (30 per minute and 200 per
         day by default) on top of the per-address limit, so the directory cannot be scraped.
       security:
         - bearerAuth: []
@@ -2174,8 +2281,9 @@ paths:
       operationId: listVaultMembers
       summary: List a vault's members
       description: |
-        Every member of the vault, the owner first, with its role and sharing key (what a key
-        rotation seals the new vault key to). Needs the `read` role.
+        Every member of the vault, the owner first, with its role, sharing key (what a key
+        rotation seals the new vault key to) and, once the member has one, its identity key and
+        certificate of the sharing key. Needs the `read` role.
       security:
         - bearerAuth: []
       responses:
@@ -2507,6 +2615,8 @@ components:
             - item_too_large
             - already_member
             - members_changed
+            - identity_exists
+            - invalid_identity
             - internal_error
             - unavailable
     Health:
@@ -2674,6 +2784,30 @@ components:
       maxLength: 4096
       examples:
         - 'ATb_AkvRu9wueVbkfSiFzXiAfWz4TYFkX3nrSM-Ivsod8Y1Tw8FkPiwHyPyq7ogApRR6qTWSA6b-32Zg5Q'
+    IdentityKey:
+      type: string
+      description: |
+        An account's Ed25519 identity public key: 32 bytes in base64url without padding (43
+        characters). Anything that is not an Ed25519 public key is refused with 422
+        `invalid_identity`.
+      pattern: '^[A-Za-z0-9_-]{43}$'
+      minLength: 43
+      maxLength: 43
+      examples:
+        - 'xML-fmI-_i_EfTA2l9QwgZkYmGH1D6Zf3QS4n3OPfz8'
+    SharingKeyCertificate:
+      type: string
+      description: |
+        The identity key's Ed25519 signature, 64 bytes in base64url without padding (86
+        characters), over the UTF-8 bytes of
+        `"coffer-sharing-key-certificate-v1|" + normalizedEmail + "|" + identityKey + "|" + publicKey`
+        (the identity key and the X25519 sharing key in base64url): it vouches for the sharing
+        key as the account's. One that does not verify is refused with 422 `invalid_identity`.
+      pattern: '^[A-Za-z0-9_-]{86}$'
+      minLength: 86
+      maxLength: 86
+      examples:
+        - 'qaOmiByVnoX0Ka8rwPToHR4qdhQAPEUVsfKVQVKn3R43yFHPKBPALu5GxEgnRs-o0GmgnqSMvk7Z3tMJUO7IDg'
     Email:
       type: string
       description: |
@@ -2791,6 +2925,19 @@ components:
           description: The account's X25519 public key, 32 bytes in base64url.
         encryptedPrivateKey:
           $ref: '#/components/schemas/Envelope'
+        identityKey:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{43}$'
+          description: The account's Ed25519 identity key (`IdentityKey`); absent until the account has one.
+        sharingKeyCertificate:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{86}$'
+          description: The identity key's certificate of `publicKey` (`SharingKeyCertificate`); absent with `identityKey`.
+        encryptedIdentityKey:
+          oneOf:
+            - $ref: '#/components/schemas/Envelope'
+            - type: 'null'
+          description: The identity private key sealed under the account key; absent with `identityKey`.
     RegisterAccountRequest:
       type: object
       required: [email, kdf, salt, loginPublicKey, encryptedAccountKey, publicKey, encryptedPrivateKey, device]
@@ -2815,8 +2962,39 @@ components:
           description: The account's X25519 public key, 32 bytes in base64url.
         encryptedPrivateKey:
           $ref: '#/components/schemas/Envelope'
+        identityKey:
+          oneOf:
+            - $ref: '#/components/schemas/IdentityKey'
+            - type: 'null'
+          description: |
+            The account's Ed25519 identity key. Optional (absent or null: an account without
+            identity, as clients made before identity keys create); given, all three identity
+            fields must be.
+        sharingKeyCertificate:
+          oneOf:
+            - $ref: '#/components/schemas/SharingKeyCertificate'
+            - type: 'null'
+          description: The identity key's certificate of `publicKey` for `email`; with `identityKey`.
+        encryptedIdentityKey:
+          oneOf:
+            - $ref: '#/components/schemas/Envelope'
+            - type: 'null'
+          description: The identity private key sealed under the account key; with `identityKey`.
         device:
           $ref: '#/components/schemas/DeviceInfo'
+    SetIdentityRequest:
+      type: object
+      description: An account's identity, for `PUT /api/auth/identity`.
+      required: [identityKey, sharingKeyCertificate, encryptedIdentityKey]
+      properties:
+        identityKey:
+          $ref: '#/components/schemas/IdentityKey'
+        sharingKeyCertificate:
+          $ref: '#/components/schemas/SharingKeyCertificate'
+        encryptedIdentityKey:
+          allOf:
+            - $ref: '#/components/schemas/Envelope'
+          description: The raw Ed25519 private key sealed under the account key.
     ChallengeRequest:
       type: object
       required: [email]
@@ -3009,8 +3187,8 @@ components:
             The event type: `register`, `login_succeeded`, `login_failed`, `refresh_reused`,
             `logout`, `device_revoked`, `password_changed`, `account_deleted`, `vault_created`,
             `vault_deleted`, `share_granted`, `share_changed`, `share_revoked` (share events are
-            recorded for both the member who acted and the member concerned). Clients should
-            tolerate unknown types.
+            recorded for both the member who acted and the member concerned), `identity_set`.
+            Clients should tolerate unknown types.
           examples:
             - register
             - login_succeeded
@@ -3025,6 +3203,7 @@ components:
             - share_granted
             - share_changed
             - share_revoked
+            - identity_set
         createdAt:
           $ref: '#/components/schemas/Timestamp'
         deviceId:
@@ -3542,6 +3721,14 @@ components:
           allOf:
             - $ref: '#/components/schemas/Base64URL'
           description: The account's X25519 sharing key, 32 bytes in base64url.
+        identityKey:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{43}$'
+          description: The account's Ed25519 identity key (`IdentityKey`); absent for an account without one yet.
+        sharingKeyCertificate:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{86}$'
+          description: The identity key's certificate of `publicKey` (`SharingKeyCertificate`); absent with `identityKey`.
     ShareVaultRequest:
       type: object
       description: Exactly one of `email` or `userId` names the recipient.
@@ -3669,6 +3856,14 @@ components:
           allOf:
             - $ref: '#/components/schemas/Timestamp'
           description: When the member joined (for the owner, when the vault was created).
+        identityKey:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{43}$'
+          description: The member's Ed25519 identity key (`IdentityKey`); absent for a member without one yet.
+        sharingKeyCertificate:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]{86}$'
+          description: The identity key's certificate of `publicKey` (`SharingKeyCertificate`); absent with `identityKey`.
     VaultMembersResponse:
       type: object
       required: [members]

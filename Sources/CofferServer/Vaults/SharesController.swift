@@ -38,7 +38,12 @@ struct SharesController {
             throw APIError.rateLimited(retryAfter: retryAfter, "too many user lookups")
         }
         guard let account = try await store.account(email: email) else { throw Self.noSuchUser }
-        return try JSONResponse.ok(UserLookupResponse(userId: account.id, email: account.email, publicKey: account.publicKey))
+        return try JSONResponse.ok(
+            UserLookupResponse(
+                userId: account.id, email: account.email, publicKey: account.publicKey,
+                identityKey: account.identity?.identityKey, sharingKeyCertificate: account.identity?.sharingKeyCertificate
+            )
+        )
     }
 
     @Sendable func share(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -2,9 +2,13 @@ import CofferProtocol
 import PostgresNIO
 
 extension PostgresStore {
-    private static let accountColumns = "id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at"
+    private static let accountColumns = """
+        id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at, \
+        identity_key, sharing_key_certificate, encrypted_identity_key
+        """
     private static let sessionColumns = "s.id, s.user_id, s.device_id, s.refresh_hash, s.created_at, s.expires_at"
-    private typealias AccountRow = (String, String, String, String, String, String, String, String, Int64)
+    // Decoded by position: the same order as `accountColumns`.
+    private typealias AccountRow = (String, String, String, String, String, String, String, String, Int64, String?, String?, String?)
     private typealias SessionRow = (String, String, String, String, Int64, Int64)
 
     public func serverSecret(named name: String, create: @Sendable () -> String) async throws -> String {
@@ -37,9 +41,11 @@ extension PostgresStore {
         try await transaction { connection in
             let inserted = try await connection.query(
                 """
-                INSERT INTO users (id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at)
+                INSERT INTO users (id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at,
+                    identity_key, sharing_key_certificate, encrypted_identity_key)
                 VALUES (\(account.id), \(account.email), \(account.kdf), \(account.salt), \(account.loginPublicKey),
-                        \(account.encryptedAccountKey), \(account.publicKey), \(account.encryptedPrivateKey), \(account.createdAt.milliseconds))
+                        \(account.encryptedAccountKey), \(account.publicKey), \(account.encryptedPrivateKey), \(account.createdAt.milliseconds),
+                        \(account.identity?.identityKey), \(account.identity?.sharingKeyCertificate), \(account.identity?.encryptedIdentityKey))
                 ON CONFLICT (email) DO NOTHING RETURNING id
                 """,
                 logger: logger
@@ -63,10 +69,42 @@ extension PostgresStore {
         for try await row in try await client.query(query, logger: logger).decode(AccountRow.self) {
             return AccountRecord(
                 id: row.0, email: row.1, kdf: row.2, salt: row.3, loginPublicKey: row.4, encryptedAccountKey: row.5,
-                publicKey: row.6, encryptedPrivateKey: row.7, createdAt: Timestamp(milliseconds: row.8)
+                publicKey: row.6, encryptedPrivateKey: row.7, createdAt: Timestamp(milliseconds: row.8),
+                identity: Self.identity(row.9, row.10, row.11)
             )
         }
         return nil
+    }
+
+    /// The identity columns of a `users` row, or nil unless all three are set.
+    static func identity(_ key: String?, _ certificate: String?, _ sealed: String?) -> IdentityKeysPayload? {
+        guard let key, let certificate, let sealed else { return nil }
+        return IdentityKeysPayload(identityKey: key, sharingKeyCertificate: certificate, encryptedIdentityKey: sealed)
+    }
+
+    public func setIdentity(_ identity: IdentityKeysPayload, userId: String) async throws -> IdentityUpdate {
+        try await transaction { connection in
+            // The row lock makes check and update one step: a concurrent setIdentity waits, then sees this one's identity.
+            var current: (String?, String?, String?)?
+            for try await row in try await connection.query(
+                "SELECT identity_key, sharing_key_certificate, encrypted_identity_key FROM users WHERE id = \(userId) FOR UPDATE", logger: logger
+            ).decode((String?, String?, String?).self) {
+                current = row
+            }
+            guard let current else { throw StoreError.userNotFound }
+            if let existing = Self.identity(current.0, current.1, current.2) { return existing == identity ? .unchanged : .conflict }
+            // A partly set identity (never written by Coffer) counts as set: it is not replaced either.
+            guard current.0 == nil else { return .conflict }
+            try await connection.query(
+                """
+                UPDATE users SET identity_key = \(identity.identityKey), sharing_key_certificate = \(identity.sharingKeyCertificate),
+                    encrypted_identity_key = \(identity.encryptedIdentityKey)
+                WHERE id = \(userId)
+                """,
+                logger: logger
+            )
+            return .stored
+        }
     }
 
     public func storeChallenge(_ challenge: String, email: String, action: String, expiresAt: Timestamp) async throws {

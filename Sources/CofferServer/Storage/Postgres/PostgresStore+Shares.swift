@@ -66,15 +66,18 @@ extension PostgresStore {
         var members: [VaultMember] = []
         for try await row in try await client.query(
             """
-            SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at
+            SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate
             FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = \(vaultId)
             ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
             """,
             logger: logger
-        ).decode((String, String, String, String, String?, String?, Int64).self) {
+        ).decode((String, String, String, String, String?, String?, Int64, String?, String?).self) {
             guard let role = VaultRole(rawValue: row.2) else { continue }
             members.append(
-                VaultMember(userId: row.0, email: row.1, role: role, publicKey: row.3, shareId: row.4, grantedBy: row.5, since: Timestamp(milliseconds: row.6))
+                VaultMember(
+                    userId: row.0, email: row.1, role: role, publicKey: row.3, shareId: row.4, grantedBy: row.5, since: Timestamp(milliseconds: row.6),
+                    identityKey: row.7, sharingKeyCertificate: row.8
+                )
             )
         }
         return members

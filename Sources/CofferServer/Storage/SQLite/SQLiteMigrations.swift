@@ -209,5 +209,13 @@ enum SQLiteMigrations {
             // The earlier keys sealed with the current one (opaque to the server).
             "ALTER TABLE vaults ADD COLUMN key_history TEXT",
         ]),
+        (6, "identity keys", [
+            // The account's Ed25519 identity (public key, its certificate of the sharing key, the
+            // private half sealed under the account key). NULL for accounts made before identity
+            // keys until they set one; set once, never replaced.
+            "ALTER TABLE users ADD COLUMN identity_key TEXT",
+            "ALTER TABLE users ADD COLUMN sharing_key_certificate TEXT",
+            "ALTER TABLE users ADD COLUMN encrypted_identity_key TEXT",
+        ]),
     ]
 }

@@ -34,11 +34,14 @@ extension SQLiteStore {
         try await write { connection in
             let inserted = try connection.query(
                 """
-                INSERT INTO users (id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id
+                INSERT INTO users (id, email, kdf, salt, login_public_key, encrypted_account_key, public_key, encrypted_private_key, created_at,
+                    identity_key, sharing_key_certificate, encrypted_identity_key)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (email) DO NOTHING RETURNING id
                 """,
                 [.text(account.id), .text(account.email), .text(account.kdf), .text(account.salt), .text(account.loginPublicKey),
-                 .text(account.encryptedAccountKey), .text(account.publicKey), .text(account.encryptedPrivateKey), .timestamp(account.createdAt)]
+                 .text(account.encryptedAccountKey), .text(account.publicKey), .text(account.encryptedPrivateKey), .timestamp(account.createdAt),
+                 Self.text(account.identity?.identityKey), Self.text(account.identity?.sharingKeyCertificate),
+                 Self.text(account.identity?.encryptedIdentityKey)]
             )
             guard !inserted.isEmpty else { throw StoreError.emailTaken }
             try Self.startSession(connection, device: device, session: session)
@@ -58,8 +61,37 @@ extension SQLiteStore {
             id: row.string("id") ?? "", email: row.string("email") ?? "", kdf: row.string("kdf") ?? "", salt: row.string("salt") ?? "",
             loginPublicKey: row.string("login_public_key") ?? "", encryptedAccountKey: row.string("encrypted_account_key") ?? "",
             publicKey: row.string("public_key") ?? "", encryptedPrivateKey: row.string("encrypted_private_key") ?? "",
-            createdAt: row.timestamp("created_at")
+            createdAt: row.timestamp("created_at"), identity: identity(row)
         )
+    }
+
+    /// The identity columns of a `users` row, or nil unless all three are set.
+    static func identity(_ row: SQLiteResultRow) -> IdentityKeysPayload? {
+        guard let key = row.string("identity_key"), let certificate = row.string("sharing_key_certificate"),
+            let sealed = row.string("encrypted_identity_key")
+        else { return nil }
+        return IdentityKeysPayload(identityKey: key, sharingKeyCertificate: certificate, encryptedIdentityKey: sealed)
+    }
+
+    private static func text(_ value: String?) -> SQLiteData {
+        value.map { .text($0) } ?? .null
+    }
+
+    public func setIdentity(_ identity: IdentityKeysPayload, userId: String) async throws -> IdentityUpdate {
+        // One write transaction: the check and the update cannot interleave with another setIdentity.
+        try await write { connection in
+            guard let row = try connection.query(
+                "SELECT identity_key, sharing_key_certificate, encrypted_identity_key FROM users WHERE id = ?", [.text(userId)]
+            ).first else { throw StoreError.userNotFound }
+            if let existing = Self.identity(row) { return existing == identity ? .unchanged : .conflict }
+            // A partly set identity (never written by Coffer) counts as set: it is not replaced either.
+            guard row.string("identity_key") == nil else { return .conflict }
+            try connection.query(
+                "UPDATE users SET identity_key = ?, sharing_key_certificate = ?, encrypted_identity_key = ? WHERE id = ? AND identity_key IS NULL",
+                [.text(identity.identityKey), .text(identity.sharingKeyCertificate), .text(identity.encryptedIdentityKey), .text(userId)]
+            )
+            return .stored
+        }
     }
 
     public func storeChallenge(_ challenge: String, email: String, action: String, expiresAt: Timestamp) async throws {

@@ -60,7 +60,7 @@ extension SQLiteStore {
         try await read { connection in
             try connection.query(
                 """
-                SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at
+                SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate
                 FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = ?
                 ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
                 """,
@@ -69,7 +69,8 @@ extension SQLiteStore {
                 guard let role = row.string("role").flatMap(VaultRole.init(rawValue:)) else { return nil }
                 return VaultMember(
                     userId: row.string("user_id") ?? "", email: row.string("email") ?? "", role: role, publicKey: row.string("public_key") ?? "",
-                    shareId: row.string("share_id"), grantedBy: row.string("granted_by"), since: row.timestamp("created_at")
+                    shareId: row.string("share_id"), grantedBy: row.string("granted_by"), since: row.timestamp("created_at"),
+                    identityKey: row.string("identity_key"), sharingKeyCertificate: row.string("sharing_key_certificate")
                 )
             }
         }
