@@ -125,6 +125,7 @@ let package = Package(
             name: "CofferTestSupport",
             dependencies: [
                 "CofferProtocol",
+                "CofferCrypto",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -140,6 +141,7 @@ let package = Package(
                 "CofferProtocol",
                 "CofferTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),

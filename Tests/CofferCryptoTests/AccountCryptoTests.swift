@@ -539,7 +539,7 @@ struct AccountKeyBundleTests {
     @Test func wireFormat() throws {
         let (bundle, _) = try AccountKeyBundle.create(masterKey: SymmetricKey(size: .bits256), email: "bob@example.com")
         let object = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(bundle)) as? [String: String])
-        #expect(Set(object.keys) == ["encryptedAccountKey", "publicKey", "encryptedPrivateKey"])
+        #expect(Set(object.keys) == ["encryptedAccountKey", "publicKey", "encryptedPrivateKey", "identityKey", "sharingKeyCertificate", "encryptedIdentityKey"])
         #expect(try JSONDecoder().decode(AccountKeyBundle.self, from: JSONEncoder().encode(bundle)) == bundle)
     }
 

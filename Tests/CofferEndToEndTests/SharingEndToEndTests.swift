@@ -3,6 +3,7 @@ import CofferKit
 import CofferProtocol
 import Foundation
 import CofferTestSupport
+import Crypto
 import Testing
 
 /// `coffer vault share|members|revoke` and `coffer contacts` with two accounts on a live server.
@@ -36,7 +37,7 @@ struct SharingEndToEndTests {
         // Declining the prompt shares nothing; confirming shares and pins Rick's key.
         let declined = try await owner(["vault", "share", "Team", rickEmail, "--role", "write"], "n\n")
         #expect(declined.status == 1 && declined.stderr.hasSuffix("error: not confirmed; nothing was shared\n"))
-        #expect(declined.stderr.contains("is a new contact. Fingerprint of their sharing key:\n  \(rickFingerprint)\n"))
+        #expect(declined.stderr.contains("is a new contact. Fingerprint of their identity key:\n  \(rickFingerprint)\n"))
         let shared = try await owner(["vault", "share", "Team", rickEmail, "--role", "write"], "y\n")
         #expect(shared.status == 0, "\(shared.stderr)")
         #expect(shared.stdoutText == "Shared \"Team\" with \(rickEmail) as write (fingerprint \(rickFingerprint)).\n")
@@ -124,18 +125,21 @@ struct SharingEndToEndTests {
         let ownerConfig = directory.appendingPathComponent("config-olivia").path
         let rickEmail = emails["rick"]!
         let daveEmail = emails["dave"]!
-        try await withKeySubstitutingProxy(upstream: server.url, substitutedKey: evilKey) { proxy in
+        // The server's own identity certifies the substituted key (it cannot certify it with Rick's).
+        let serverIdentity = Curve25519.Signing.PrivateKey()
+        let serverIdentityKey = Base64URL.encode(serverIdentity.publicKey.rawRepresentation)
+        try await withKeySubstitutingProxy(upstream: server.url, substitutedKey: evilKey, identity: serverIdentity) { proxy in
             let ownerViaProxy: @Sendable ([String], String?) async throws -> CommandResult = { arguments, stdin in
                 try await run(Paths.coffer, arguments + ["--server", proxy, "--config-dir", ownerConfig], stdin: stdin.map { Data($0.utf8) })
             }
             let refused = try await ownerViaProxy(["vault", "share", "Other", rickEmail, "--yes"], nil)
             #expect(refused.status == 1)
-            #expect(refused.stderr.contains("error: the sharing key of \(rickEmail) changed since it was pinned (pinned fingerprint \(rick.fingerprint), now \(KeyFingerprint.of(userId: rick.userId, publicKey: evilKey)))"), "\(refused.stderr)")
+            #expect(refused.stderr.contains("error: the key of \(rickEmail) changed since it was pinned (pinned fingerprint \(rick.fingerprint), now \(KeyFingerprint.of(userId: rick.userId, identityKey: serverIdentityKey)))"), "\(refused.stderr)")
             // Dave was never pinned: the prompt shows the substituted key's fingerprint, not Dave's.
             let firstUse = try await ownerViaProxy(["vault", "share", "Other", daveEmail], "n\n")
-            let shown = KeyFingerprint.of(userId: dave.userId, publicKey: evilKey)
+            let shown = KeyFingerprint.of(userId: dave.userId, identityKey: serverIdentityKey)
             #expect(shown != dave.fingerprint)
-            #expect(firstUse.stderr.contains("is a new contact. Fingerprint of their sharing key:\n  \(shown)\n"), "\(firstUse.stderr)")
+            #expect(firstUse.stderr.contains("is a new contact. Fingerprint of their identity key:\n  \(shown)\n"), "\(firstUse.stderr)")
             #expect(firstUse.stderr.hasSuffix("error: not confirmed; nothing was shared\n"))
         }
         let members = try await owner(["vault", "members", "Other", "--json"], nil)

@@ -31,7 +31,7 @@ struct SharingTrustEndToEndTests {
         // The server's own key, sealed to the user "by" the user (HPKE base mode lets anyone do that).
         var forged = try await VaultClient(client: client).vault(id: vaultId).summary
         forged.keySealedBy = session.userId
-        forged.wrappedKey = try SealedVaultKey.seal(
+        forged.wrappedKey = try SealedVaultKey.sealUnsigned(
             SymmetricKey(size: .bits256), to: session.keys.publicKey, vaultId: vaultId, sealerId: session.userId, recipientId: session.userId
         )
         let forgedData = try JSONEncoder().encode(forged)

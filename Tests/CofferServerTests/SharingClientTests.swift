@@ -64,7 +64,10 @@ struct SharingClientTests {
             let bobPublicKey = await bob.client.session!.keys.publicKey
             let bobId = await bob.userId
             let aliceId = await alice.userId
-            #expect(bobContact.fingerprint == KeyFingerprint.of(userId: bobId, publicKey: bobPublicKey))
+            // The fingerprint is of Bob's identity key, which certifies his sharing key.
+            let bobIdentity = try #require(await bob.client.session!.keys.identityKey)
+            #expect(bobContact.fingerprint == KeyFingerprint.of(userId: bobId, identityKey: bobIdentity))
+            #expect(bobContact.identityKey == bobIdentity)
             _ = try await alice.sharing.share(team, with: bobCheck, role: .write)
             #expect(try alice.sharing.contacts.contact(userId: bobId)?.publicKey == bobPublicKey)
             _ = try await alice.sharing.share(team, with: try await alice.sharing.lookup(email: carol.email), role: .read)
@@ -123,13 +126,15 @@ struct SharingClientTests {
             let evilKey = Base64URL.encode(Curve25519.KeyAgreement.PrivateKey().publicKey.rawRepresentation)
             let bobId = await bob.userId
             let bobKey = await bob.client.session!.keys.publicKey
-            let realFingerprint = KeyFingerprint.of(userId: bobId, publicKey: bobKey)
+            let realFingerprint = KeyFingerprint.of(userId: bobId, identityKey: try #require(await bob.client.session!.keys.identityKey))
+            let serverIdentity = Curve25519.Signing.PrivateKey()
+            let serverIdentityKey = Base64URL.encode(serverIdentity.publicKey.rawRepresentation)
 
             // Alice pins Bob's real key through the honest server.
             let first = try await alice.vaults.createVault(name: "First")
             _ = try await alice.sharing.share(first, with: try await alice.sharing.lookup(email: bob.email), role: .read)
 
-            try await withKeySubstitutingProxy(upstream: base, substitutedKey: evilKey) { proxy in
+            try await withKeySubstitutingProxy(upstream: base, substitutedKey: evilKey, identity: serverIdentity) { proxy in
                 let aliceViaProxy = try await alice.via(proxy)
                 let second = try await aliceViaProxy.vaults.createVault(name: "Second")
 
@@ -149,10 +154,25 @@ struct SharingClientTests {
                 let daveCheck = try await aliceViaProxy.sharing.lookup(email: dave.email)
                 guard case .new(let shown) = daveCheck else { Issue.record("expected a new contact, got \(daveCheck)"); return }
                 let daveId = await dave.userId
-                let daveKey = await dave.client.session!.keys.publicKey
-                let davesOwn = KeyFingerprint.of(userId: daveId, publicKey: daveKey)
-                #expect(shown.fingerprint == KeyFingerprint.of(userId: daveId, publicKey: evilKey))
+                let davesOwn = KeyFingerprint.of(userId: daveId, identityKey: try #require(await dave.client.session!.keys.identityKey))
+                #expect(shown.fingerprint == KeyFingerprint.of(userId: daveId, identityKey: serverIdentityKey))
                 #expect(shown.fingerprint != davesOwn)
+            }
+
+            // A server that swaps only the sharing key, keeping the real identity and certificate,
+            // is caught on first use too: the certificate does not vouch for the swapped key.
+            try await withRewritingProxy(upstream: base, decide: { request in
+                guard request.path == "/api/users/lookup" else { return .forward }
+                return .rewrite { status, body in
+                    guard status == 200, var found = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] else { return (status, body) }
+                    found["publicKey"] = evilKey
+                    return (status, ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: found)))
+                }
+            }) { proxy in
+                let aliceViaProxy = try await alice.via(proxy)
+                await #expect { _ = try await aliceViaProxy.sharing.lookup(email: dave.email) } throws: { error in
+                    "\(error)".contains("not certified by the identity key")
+                }
             }
         }
     }

@@ -81,7 +81,7 @@ struct SharingTrustTests {
             let serverKey = SymmetricKey(size: .bits256)
             var forged = vault.summary
             forged.keySealedBy = session.userId
-            forged.wrappedKey = try SealedVaultKey.seal(
+            forged.wrappedKey = try SealedVaultKey.sealUnsigned(
                 serverKey, to: session.keys.publicKey, vaultId: vaultId, sealerId: session.userId, recipientId: session.userId, keyEpoch: 1
             )
             forged.encryptedMetadata = try Self.sealName("Personal", vaultId: vaultId, key: serverKey)
@@ -165,7 +165,7 @@ struct SharingTrustTests {
             let family = VaultSummary(
                 id: familyId, ownerId: fakeOwner, role: .write,
                 encryptedMetadata: try Self.sealName("Family", vaultId: familyId, key: key),
-                wrappedKey: try SealedVaultKey.seal(key, to: session.keys.publicKey, vaultId: familyId, sealerId: fakeOwner, recipientId: session.userId),
+                wrappedKey: try SealedVaultKey.sealUnsigned(key, to: session.keys.publicKey, vaultId: familyId, sealerId: fakeOwner, recipientId: session.userId),
                 revision: 0, createdAt: .now, updatedAt: .now, keySealedBy: fakeOwner
             )
             let familyData = try JSONEncoder().encode(family)
@@ -237,13 +237,155 @@ struct SharingTrustTests {
             let shared = try #require(try await engine.vaults().first { $0.summary.id == team.summary.id })
             let invitation = try #require(try await engine.invitation(for: shared.summary))
             #expect(invitation.email == ownerSession.email)
-            #expect(invitation.fingerprint == KeyFingerprint.of(userId: ownerSession.userId, publicKey: ownerSession.keys.publicKey))
+            #expect(invitation.fingerprint == KeyFingerprint.of(userId: ownerSession.userId, identityKey: try #require(ownerSession.keys.identityKey)))
+            #expect(invitation.signed)
             await #expect(throws: InvitationError.notAccepted(vaultId: team.summary.id, name: "Team")) {
                 try await engine.addItem(ItemDocument(title: "too early"), vaultId: team.summary.id)
             }
             try await engine.accept(shared.summary)
             #expect(try ContactStore(directory: member.directory, userId: memberSession.userId).contact(userId: ownerSession.userId)?.publicKey == ownerSession.keys.publicKey)
             try await engine.addItem(ItemDocument(title: "after accepting"), vaultId: team.summary.id)
+            #expect(try await engine.sync().pushed == 1)
+        }
+    }
+
+    // MARK: 2b. A new key for a member is signed by a pinned identity
+
+    /// How the server forges a "rotation" of a member's vault: a key it made, sealed to the member
+    /// in the owner's name, either unsigned or signed by the server's own identity key.
+    enum ForgedRotation: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case unsigned, signedByServer
+        var testDescription: String { rawValue }
+    }
+
+    @Test("a fake rotation of a member's vault \"sealed by the owner\" with the server's key is refused by name: nothing changes locally and what the member writes next goes out under the real key", arguments: TestBackend.available, ForgedRotation.allCases)
+    func fakeRotationAgainstMember(_ backend: TestBackend, _ forgery: ForgedRotation) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let owner = try await TestDevice.account(server: base, devices: 1)[0]
+            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let ownerSession = try #require(await owner.client.session)
+            let memberSession = try #require(await member.client.session)
+            let sharing = try await Self.sharing(owner)
+            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
+            _ = try await sharing.share(team, with: try await sharing.lookup(email: memberSession.email), role: .write)
+            let engine = try await member.engine()
+            try await engine.sync(refreshVaults: true)
+            try await engine.accept(try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary)
+            try await engine.addItem(ItemDocument(title: "Wi-Fi", password: "real"), vaultId: team.summary.id)
+            try await engine.sync()
+            let before = try await Self.snapshot(engine)
+
+            // Key 2, the server's, "sealed by the owner" to the member; the name sealed under it.
+            let serverKey = SymmetricKey(size: .bits256)
+            var forged = try await VaultClient(client: member.client).vault(id: team.summary.id).summary
+            forged.keyEpoch = 2
+            forged.keyHistory = nil
+            forged.encryptedMetadata = try Envelope.seal(
+                try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: team.summary.id), keyEpoch: 2
+            )
+            switch forgery {
+            case .unsigned:
+                forged.wrappedKey = try SealedVaultKey.sealUnsigned(
+                    serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2
+                )
+            case .signedByServer:
+                forged.wrappedKey = try SealedVaultKey.seal(
+                    serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2,
+                    signer: Curve25519.Signing.PrivateKey()
+                )
+            }
+            let forgedData = try JSONEncoder().encode(forged)
+            let pushedUnderServerKey = RequestCount()
+            let outcome = try await withRewritingProxy(upstream: base, decide: { request in
+                if request.method == "POST", request.path == "/api/sync/push" {
+                    // The attack succeeds if anything arrives sealed under key 2.
+                    let push = try JSONDecoder().decode(PushRequest.self, from: Data(request.body.readableBytesView))
+                    if push.changes.contains(where: { $0.encryptedData.flatMap(Envelope.keyEpoch(of:)) == 2 }) { pushedUnderServerKey.add() }
+                    return .forward
+                }
+                guard request.method == "GET", request.path.hasPrefix("/api/vaults") else { return .forward }
+                return .rewrite { status, body in
+                    let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
+                    func walk(_ value: Any) -> Any {
+                        if let object = value as? [String: Any] {
+                            if object["id"] as? String == team.summary.id, object["wrappedKey"] != nil { return forgedObject }
+                            return object.mapValues(walk)
+                        }
+                        if let array = value as? [Any] { return array.map(walk) }
+                        return value
+                    }
+                    return (status, try Self.buffer(walk(try Self.json(body))))
+                }
+            }) { proxy -> (report: SyncReport, queued: String, wrote: Bool) in
+                let attacked = try await SyncEngine.open(client: try Self.client(member, via: proxy), directory: member.directory)
+                let report = try await attacked.sync(refreshVaults: true)
+                let queued = try await attacked.addItem(ItemDocument(title: "New card", password: "secret"), vaultId: team.summary.id).item.item.id
+                _ = try await attacked.sync()
+                // The CLI's own write check (vault rename, share) refuses the forged key too.
+                let listed = try await VaultClient(client: try Self.client(member, via: proxy)).vault(id: team.summary.id)
+                let wrote = (try? await attacked.requireTrustedKey(listed)) != nil
+                return (report, queued, wrote)
+            }
+            let refusal = try #require(outcome.report.refusedVaults.first { $0.vaultId == team.summary.id }, "the forged rotation was taken: \(outcome.report)")
+            switch forgery {
+            case .unsigned: #expect(refusal.reason.contains("without its sealer's signature"), "\(refusal.reason)")
+            case .signedByServer: #expect(refusal.reason.contains("fingerprint") && refusal.reason.contains("changed") || refusal.reason.contains("KEY CHANGED") || refusal.reason.contains("identity"), "\(refusal.reason)")
+            }
+            #expect(!outcome.wrote, "a write check took the forged key")
+            #expect(pushedUnderServerKey.value == 0, "something was pushed under the server's key")
+            #expect(try await engine.keyEpoch(vaultId: team.summary.id) == 1)
+
+            // Nothing changed locally but the queued item, which goes out under the real key.
+            let reopened = try await member.engine()
+            let after = try await Self.snapshot(reopened)
+            #expect(after.vaults == before.vaults)
+            #expect(after.items.filter { $0.key != outcome.queued } == before.items)
+            try await reopened.sync()
+            let ownerEngine = try await owner.engine()
+            try await ownerEngine.sync(refreshVaults: true)
+            #expect(try await ownerEngine.item(id: outcome.queued)?.item.document?.password == "secret")
+        }
+    }
+
+    @Test("a real rotation by the owner after an admin shared the vault: the member, who pinned only the admin, is asked to confirm the owner, then takes the new key", arguments: TestBackend.available)
+    func rotationByUnpinnedOwnerNeedsConfirmation(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let owner = try await TestDevice.account(server: base, devices: 1)[0]
+            let admin = try await TestDevice.account(server: base, devices: 1)[0]
+            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let ownerSession = try #require(await owner.client.session)
+            let memberSession = try #require(await member.client.session)
+            let ownerSharing = try await Self.sharing(owner)
+            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
+            _ = try await ownerSharing.share(team, with: try await ownerSharing.lookup(email: try #require(await admin.client.session).email), role: .admin)
+            let adminSharing = try await Self.sharing(admin)
+            let adminsTeam = try await VaultClient(client: admin.client).vault(id: team.summary.id)
+            _ = try await adminSharing.share(adminsTeam, with: try await adminSharing.lookup(email: memberSession.email), role: .write)
+
+            let engine = try await member.engine()
+            try await engine.sync(refreshVaults: true)
+            let accepted = try await engine.accept(try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary)
+            #expect(accepted.sharerId != ownerSession.userId)
+
+            // The owner rotates (signed by the owner, whom the member has not pinned).
+            let current = try await VaultClient(client: owner.client).vault(id: team.summary.id)
+            _ = try await ownerSharing.rotateKey(of: current, confirming: try await ownerSharing.unconfirmedMembers(vaultId: team.summary.id))
+            let report = try await engine.sync(refreshVaults: true)
+            let refusal = try #require(report.refusedVaults.first { $0.vaultId == team.summary.id })
+            #expect(refusal.reason.contains("not pinned on this device") && refusal.reason.contains(ownerSession.email), "\(refusal.reason)")
+            #expect(try await engine.keyEpoch(vaultId: team.summary.id) == 1)
+
+            // Shown as a new key to confirm; accepting pins the owner's identity, then the key is taken.
+            let summary = try await VaultClient(client: member.client).vault(id: team.summary.id).summary
+            let invitation = try #require(try await engine.invitation(for: summary))
+            #expect(invitation.reconfirm && invitation.signed)
+            #expect(invitation.fingerprint == KeyFingerprint.of(userId: ownerSession.userId, identityKey: try #require(ownerSession.keys.identityKey)))
+            try await engine.accept(summary)
+            #expect(try await engine.sync(refreshVaults: true).refusedVaults.isEmpty)
+            #expect(try await engine.keyEpoch(vaultId: team.summary.id) == 2)
+            try await engine.addItem(ItemDocument(title: "after the rotation"), vaultId: team.summary.id)
             #expect(try await engine.sync().pushed == 1)
         }
     }
@@ -318,21 +460,28 @@ struct SharingTrustTests {
             _ = try await ownerSharing.share(vault, with: try await ownerSharing.lookup(email: secondSession.email), role: .read)
             let removed = try await KeyRotationTests.member(world, on: world.owner[1])
             let (_, substitute) = Self.serverKeyPair()
+            // The server's own identity, certifying its own sharing key for the member's email.
+            let serverIdentity = Curve25519.Signing.PrivateKey()
+            let serverIdentityKey = Base64URL.encode(serverIdentity.publicKey.rawRepresentation)
             let rotations = RequestCount()
             try await withRewritingProxy(upstream: base, decide: { request in
                 if request.method == "POST", request.path.hasSuffix("/keys") { rotations.add() }
                 guard request.method == "GET", request.path == "/api/vaults/\(world.vaultId)/members" else { return .forward }
                 return .rewrite { status, body in
                     var answer = try JSONDecoder().decode(VaultMembersResponse.self, from: Data(body.readableBytesView))
-                    for index in answer.members.indices where answer.members[index].userId == secondSession.userId { answer.members[index].publicKey = substitute }
+                    for index in answer.members.indices where answer.members[index].userId == secondSession.userId {
+                        answer.members[index].publicKey = substitute
+                        answer.members[index].identityKey = serverIdentityKey
+                        answer.members[index].sharingKeyCertificate = try IdentityKey.certify(sharingKey: substitute, email: answer.members[index].email, identity: serverIdentity)
+                    }
                     return (status, ByteBuffer(bytes: try JSONEncoder().encode(answer)))
                 }
             }) { proxy in
-                // The owner's second device has pinned nobody: it is shown the substituted key's fingerprint.
+                // The owner's second device has pinned nobody: it is shown the substituted identity's fingerprint.
                 let unpinned = try await Self.sharing(world.owner[1], client: try Self.client(world.owner[1], via: proxy))
                 let shown = try await unpinned.unconfirmedMembers(vaultId: world.vaultId, removing: [removed.userId])
-                #expect(shown.map(\.fingerprint) == [KeyFingerprint.of(userId: secondSession.userId, publicKey: substitute)])
-                #expect(shown.first?.fingerprint != KeyFingerprint.of(userId: secondSession.userId, publicKey: secondSession.keys.publicKey))
+                #expect(shown.map(\.fingerprint) == [KeyFingerprint.of(userId: secondSession.userId, identityKey: serverIdentityKey)])
+                #expect(shown.first?.fingerprint != KeyFingerprint.of(userId: secondSession.userId, identityKey: try #require(secondSession.keys.identityKey)))
                 let engine = try await SyncEngine.open(client: try Self.client(world.owner[1], via: proxy), directory: world.owner[1].directory)
                 do {
                     _ = try await engine.revoke(member: removed, vaultId: world.vaultId)

@@ -1,17 +1,22 @@
 import AsyncHTTPClient
+import CofferCrypto
 import CofferProtocol
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Crypto
 
 /// A man in the middle for tests: forwards every request to the real server, but when
-/// `substitutedKey` is set, answers user lookups with that sharing key instead of the real one.
+/// `substitutedKey` is set, answers user lookups with that sharing key instead of the real one,
+/// certified by `identity`, the server's own identity key (as a server that cannot forge the
+/// user's certificate would do).
 public struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
     let upstream: String
     let http: HTTPClient
     let substitutedKey: String?
+    let identity: Curve25519.Signing.PrivateKey
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var outbound = HTTPClientRequest(url: upstream + request.uri.description)
@@ -25,6 +30,8 @@ public struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
         if let substitutedKey, request.uri.path == "/api/users/lookup", response.status == .ok {
             var found = try JSONDecoder().decode(UserLookupResponse.self, from: Data(buffer: body))
             found.publicKey = substitutedKey
+            found.identityKey = Base64URL.encode(identity.publicKey.rawRepresentation)
+            found.sharingKeyCertificate = try IdentityKey.certify(sharingKey: substitutedKey, email: found.email, identity: identity)
             body = ByteBuffer(data: try JSONEncoder().encode(found))
         }
         var headers = HTTPFields()
@@ -35,11 +42,11 @@ public struct KeySubstitutingProxy<Context: RequestContext>: RouterMiddleware {
 
 /// Runs `body` with the base URL of a proxy in front of `upstream`.
 public func withKeySubstitutingProxy<T: Sendable>(
-    upstream: String, substitutedKey: String?, _ body: @Sendable (String) async throws -> T
+    upstream: String, substitutedKey: String?, identity: Curve25519.Signing.PrivateKey = .init(), _ body: @Sendable (String) async throws -> T
 ) async throws -> T {
     let http = HTTPClient(eventLoopGroupProvider: .singleton)
     let router = Router()
-    router.add(middleware: KeySubstitutingProxy(upstream: upstream, http: http, substitutedKey: substitutedKey))
+    router.add(middleware: KeySubstitutingProxy(upstream: upstream, http: http, substitutedKey: substitutedKey, identity: identity))
     let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
     do {
         let result = try await app.test(.live) { client in try await body("http://127.0.0.1:\(client.port!)") }

@@ -8,11 +8,14 @@ public struct AccountSecrets: Sendable {
     public let sharingKey: Curve25519.KeyAgreement.PrivateKey
     /// The login and wrapping keys derived from the master key.
     public let keys: AccountKeys
+    /// The Ed25519 identity key, nil for an account made before identity keys (until its next login gives it one).
+    public let identityKey: Curve25519.Signing.PrivateKey?
 
     /// Groups already unlocked keys.
-    public init(accountKey: SymmetricKey, sharingKey: Curve25519.KeyAgreement.PrivateKey, keys: AccountKeys) {
+    public init(accountKey: SymmetricKey, sharingKey: Curve25519.KeyAgreement.PrivateKey, keys: AccountKeys, identityKey: Curve25519.Signing.PrivateKey? = nil) {
         self.accountKey = accountKey
         self.sharingKey = sharingKey
         self.keys = keys
+        self.identityKey = identityKey
     }
 }

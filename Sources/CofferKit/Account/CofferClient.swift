@@ -36,9 +36,12 @@ public actor CofferClient {
         let request = RegisterAccountRequest(
             email: email, kdf: kdf.descriptor, salt: Base64URL.encode(salt), loginPublicKey: secrets.keys.loginPublicKey,
             encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey,
-            device: device
+            identity: bundle.identity, device: device
         )
-        let response: SessionResponse = try await api.send(.POST, "/api/auth/register", body: request)
+        var response: SessionResponse = try await api.send(.POST, "/api/auth/register", body: request)
+        // The keys this device just made, not the server's echo of them.
+        response.keys = bundle.payload
+        if let identity = bundle.identity { try sessionStore?.rememberIdentity(identity.identityKey, server: api.baseURL, email: email) }
         return try await established(response, email: email, deviceId: device.id, kdf: kdf.descriptor, accountKey: secrets.accountKey)
     }
 
@@ -61,7 +64,64 @@ public actor CofferClient {
         )
         let secrets = try openBundle(response.keys, masterKey: masterKey, email: email)
         try sessionStore?.rememberKDF(prelogin.kdf, email: email)
-        return try await established(response, email: email, deviceId: device.id, kdf: prelogin.kdf, accountKey: secrets.accountKey)
+        _ = try await established(response, email: email, deviceId: device.id, kdf: prelogin.kdf, accountKey: secrets.accountKey)
+        // An account made before identity keys gets its identity now.
+        _ = try await identityKey()
+        guard let session else { throw CofferError.notLoggedIn }
+        return session
+    }
+
+    /// This account's Ed25519 identity key, checked against its certificate and against the
+    /// identity this device has seen for the account. An account made before identity keys is
+    /// given one here (sealed under the account key the session holds, so no password is
+    /// needed): made on this device and stored with `PUT /api/auth/identity`, or, when another
+    /// device gave it one first, that one.
+    public func identityKey() async throws -> Curve25519.Signing.PrivateKey {
+        guard let session, let raw = Base64URL.decode(session.accountKey) else { throw CofferError.notLoggedIn }
+        let accountKey = SymmetricKey(data: raw)
+        if let key = try identityKey(in: session.keys, accountKey: accountKey, email: session.email) { return key }
+        // A session saved before identity keys: the server's copy may have one by now.
+        var keys = try await me().keys
+        if keys.identity == nil {
+            let (bundle, _) = try AccountKeyBundle(keys).withIdentity(accountKey: accountKey, email: session.email)
+            guard let identity = bundle.identity else { throw CofferError.tampered("no identity key could be made") }
+            do {
+                let _: SuccessResponse = try await authorized(.PUT, "/api/auth/identity", body: identity)
+                keys = bundle.payload
+            } catch let error as CofferClientError where error.code == ErrorCode.identityExists {
+                keys = try await me().keys
+            }
+        }
+        guard let key = try identityKey(in: keys, accountKey: accountKey, email: session.email) else {
+            throw CofferError.tampered("the server gives this account no identity key although it said it has one")
+        }
+        let upgraded = keys
+        try await updateSession { $0.keys = upgraded }
+        return key
+    }
+
+    /// The identity key in `keys`, verified, or nil when there is none and this device has never
+    /// seen one for the account (a missing identity where one was seen is the server hiding it).
+    private func identityKey(in keys: AccountKeysPayload, accountKey: SymmetricKey, email: String) throws -> Curve25519.Signing.PrivateKey? {
+        let remembered = try sessionStore?.rememberedIdentity(server: api.baseURL, email: email)
+        let key: Curve25519.Signing.PrivateKey?
+        do {
+            key = try AccountKeyBundle(keys).openIdentityKey(accountKey: accountKey, email: email)
+        } catch {
+            throw CofferError.tampered("the identity key of \(email) does not open with its account key or does not match its certificate")
+        }
+        guard let key else {
+            if remembered != nil {
+                throw CofferError.tampered("the server no longer gives the identity key this device has seen for \(email): refused")
+            }
+            return nil
+        }
+        let identityKey = Base64URL.encode(key.publicKey.rawRepresentation)
+        if let remembered, remembered != identityKey {
+            throw CofferError.tampered("the server gives \(email) another identity key than the one this device has seen: refused")
+        }
+        if remembered == nil { try sessionStore?.rememberIdentity(identityKey, server: api.baseURL, email: email) }
+        return key
     }
 
     /// Ends this device's session on the server and forgets it locally.
@@ -92,7 +152,7 @@ public actor CofferClient {
 
         let newSalt = MasterKey.randomSalt()
         let newMaster = try derive(password: new, salt: newSalt, parameters: kdf)
-        let bundle = try AccountKeyBundle(encryptedAccountKey: me.keys.encryptedAccountKey, publicKey: me.keys.publicKey, encryptedPrivateKey: me.keys.encryptedPrivateKey)
+        let bundle = try AccountKeyBundle(me.keys)
             .rewrapped(for: newMaster, email: session.email, accountKey: secrets.accountKey)
         let newKeys = try AccountKeys(masterKey: newMaster)
         let proof = try await signedChallenge(action: AuthAction.changePassword, email: session.email, loginKey: oldKeys.loginKey)
@@ -104,7 +164,7 @@ public actor CofferClient {
         try sessionStore?.rememberKDF(kdf.descriptor, email: session.email)
         try await updateSession { updated in
             updated.kdf = kdf.descriptor
-            updated.keys = AccountKeysPayload(encryptedAccountKey: bundle.encryptedAccountKey, publicKey: bundle.publicKey, encryptedPrivateKey: bundle.encryptedPrivateKey)
+            updated.keys = bundle.payload
         }
     }
 
@@ -284,8 +344,7 @@ public actor CofferClient {
 
     private func openBundle(_ keys: AccountKeysPayload, masterKey: SymmetricKey, email: String) throws -> AccountSecrets {
         do {
-            let bundle = AccountKeyBundle(encryptedAccountKey: keys.encryptedAccountKey, publicKey: keys.publicKey, encryptedPrivateKey: keys.encryptedPrivateKey)
-            return try AccountKeyBundle.open(bundle: bundle, masterKey: masterKey, email: email)
+            return try AccountKeyBundle.open(bundle: AccountKeyBundle(keys), masterKey: masterKey, email: email)
         } catch {
             throw CofferError.tampered("the account keys from the server do not decrypt with this password")
         }

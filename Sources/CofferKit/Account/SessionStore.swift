@@ -124,6 +124,18 @@ public struct SessionStore: Sendable {
         try save(all, "kdf.json")
     }
 
+    /// The identity key (base64url) this device has seen for an account, by server and email:
+    /// once seen, an answer without it, or with another, is refused.
+    public func rememberedIdentity(server: String, email: String) throws -> String? {
+        try load([String: String].self, "identities.json")?["\(server) \(email)"]
+    }
+
+    public func rememberIdentity(_ identityKey: String, server: String, email: String) throws {
+        var all = try load([String: String].self, "identities.json") ?? [:]
+        all["\(server) \(email)"] = identityKey
+        try save(all, "identities.json")
+    }
+
     func load<T: Decodable>(_ type: T.Type, _ name: String) throws -> T? {
         let url = directory.appendingPathComponent(name)
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
@@ -169,7 +181,7 @@ public enum CofferError: Error, Equatable, CustomStringConvertible {
         case .notLoggedIn: "not logged in: run `coffer account login` first"
         case .localStorage(let detail): "local storage: \(detail)"
         case .contactKeyChanged(let email, let pinned, let offered):
-            "the sharing key of \(email) changed since it was pinned (pinned fingerprint \(pinned), now \(offered)); "
+            "the key of \(email) changed since it was pinned (pinned fingerprint \(pinned), now \(offered)); "
                 + "verify it with them, then run `coffer contacts verify \(email) --accept`"
         case .unknownKeyEpoch(let what, let epoch, let known):
             "tamper error: \(what) is sealed under vault key \(epoch), which this device does not hold (it holds keys up to \(known))"

@@ -2,21 +2,27 @@ import CofferCrypto
 import CofferProtocol
 import Foundation
 
-/// A contact's sharing key as first seen (trust on first use), with its fingerprint.
+/// A contact as first seen (trust on first use): the identity key people compare, with the
+/// X25519 sharing key it certified, and the fingerprint of the identity. A contact pinned before
+/// identity keys has only its sharing key (and that key's fingerprint) until it is seen with an
+/// identity that certifies the same sharing key.
 public struct PinnedContact: Codable, Sendable, Equatable {
     public var email: String
     public var userId: String
     public var publicKey: String
+    /// The Ed25519 identity key, base64url; nil for a pin made before identity keys.
+    public var identityKey: String?
     public var fingerprint: String
     public var pinnedAt: Timestamp
     /// Set when the user confirmed the fingerprint out of band (`coffer contacts verify`).
     public var verified: Bool
 
-    public init(email: String, userId: String, publicKey: String, pinnedAt: Timestamp = .now, verified: Bool = false) {
+    public init(email: String, userId: String, publicKey: String, identityKey: String? = nil, pinnedAt: Timestamp = .now, verified: Bool = false) {
         self.email = email
         self.userId = userId
         self.publicKey = publicKey
-        self.fingerprint = KeyFingerprint.of(userId: userId, publicKey: publicKey)
+        self.identityKey = identityKey
+        self.fingerprint = identityKey.map { KeyFingerprint.of(userId: userId, identityKey: $0) } ?? KeyFingerprint.of(userId: userId, publicKey: publicKey)
         self.pinnedAt = pinnedAt
         self.verified = verified
     }
@@ -68,11 +74,43 @@ public struct ContactStore: Sendable {
         try all().first { $0.userId == userId }
     }
 
-    /// Compares what the server offers with the pin, by user id (emails can change hands).
-    public func check(email: String, userId: String, publicKey: String) throws -> ContactCheck {
-        let offered = PinnedContact(email: email, userId: userId, publicKey: publicKey)
+    /// Compares what the server offers with the pin, by user id (emails can change hands). An
+    /// identity key must certify the sharing key it comes with (else a tamper error); a pin is
+    /// of the identity, so a new sharing key certified by the pinned identity is the same
+    /// contact (re-pinned with it), and a pin made before identity keys is upgraded to the
+    /// identity that certifies its very sharing key. An identity missing where one is pinned is a change.
+    public func check(email: String, userId: String, publicKey: String, identityKey: String? = nil, certificate: String? = nil) throws -> ContactCheck {
+        if let identityKey {
+            guard let certificate, IdentityKey.verify(certificate: certificate, identityKey: identityKey, sharingKey: publicKey, email: email) else {
+                throw CofferError.tampered("the sharing key the server gives for \(email) is not certified by the identity key it gives with it")
+            }
+        }
+        let offered = PinnedContact(email: email, userId: userId, publicKey: publicKey, identityKey: identityKey)
         guard let pinned = try contact(userId: userId) else { return .new(offered) }
-        return pinned.publicKey == publicKey ? .pinned(pinned) : .changed(pinned: pinned, offered: offered)
+        switch (pinned.identityKey, identityKey) {
+        case (let pinnedIdentity?, let offeredIdentity?) where pinnedIdentity == offeredIdentity:
+            guard pinned.publicKey != publicKey || pinned.email != email else { return .pinned(pinned) }
+            var updated = offered
+            updated.pinnedAt = pinned.pinnedAt
+            updated.verified = pinned.verified
+            try pin(updated)
+            return .pinned(updated)
+        case (nil, _?) where pinned.publicKey == publicKey:
+            // The pinned sharing key, now certified: pin the identity (not verified: its fingerprint is new).
+            var upgraded = offered
+            upgraded.pinnedAt = pinned.pinnedAt
+            try pin(upgraded)
+            return .pinned(upgraded)
+        case (nil, nil) where pinned.publicKey == publicKey:
+            return .pinned(pinned)
+        default:
+            return .changed(pinned: pinned, offered: offered)
+        }
+    }
+
+    /// `check` for a member as the server lists it.
+    public func check(_ member: VaultMember) throws -> ContactCheck {
+        try check(email: member.email, userId: member.userId, publicKey: member.publicKey, identityKey: member.identityKey, certificate: member.sharingKeyCertificate)
     }
 
     /// Pins (or re-pins) a contact.

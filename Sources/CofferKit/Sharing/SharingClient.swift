@@ -21,7 +21,9 @@ public struct SharingClient: Sendable {
         var query = URLComponents()
         query.queryItems = [URLQueryItem(name: "email", value: email)]
         let found: UserLookupResponse = try await client.authorized(.GET, "/api/users/lookup?\(query.percentEncodedQuery ?? "")", body: Optional<Int>.none)
-        return try contacts.check(email: found.email, userId: found.userId, publicKey: found.publicKey)
+        return try contacts.check(
+            email: found.email, userId: found.userId, publicKey: found.publicKey, identityKey: found.identityKey, certificate: found.sharingKeyCertificate
+        )
     }
 
     /// Seals the vault key to the contact and shares the vault. A key that changed since it was
@@ -29,10 +31,13 @@ public struct SharingClient: Sendable {
     public func share(_ vault: DecryptedVault, with check: ContactCheck, role: VaultRole, acceptChangedKey: Bool = false) async throws -> Share {
         let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
+        let signer = try await vaults.signingKey()
         var key = vault.key
         var share: Share?
         for attempt in 1...2 {
-            let sealed = try SealedVaultKey.seal(key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId, keyEpoch: key.epoch)
+            let sealed = try SealedVaultKey.seal(
+                key.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: contact.userId, keyEpoch: key.epoch, signer: signer
+            )
             do {
                 share = try await client.authorized(
                     .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed, keyEpoch: key.epoch)
@@ -47,7 +52,7 @@ public struct SharingClient: Sendable {
         switch check {
         case .pinned: break
         case .new: try contacts.pin(contact)
-        case .changed: try contacts.pin(PinnedContact(email: contact.email, userId: contact.userId, publicKey: contact.publicKey, verified: true))
+        case .changed: try contacts.pin(PinnedContact(email: contact.email, userId: contact.userId, publicKey: contact.publicKey, identityKey: contact.identityKey, verified: true))
         }
         return share
     }
@@ -108,7 +113,7 @@ public struct SharingClient: Sendable {
         let (userId, _, _) = try await vaults.identity()
         var unconfirmed: [PinnedContact] = []
         for member in try await members(vaultId: vaultId) where member.userId != userId && !removing.contains(member.userId) {
-            switch try contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey) {
+            switch try contacts.check(member) {
             case .pinned: break
             case .new(let offered): unconfirmed.append(offered)
             case .changed(let pinned, let offered):
@@ -126,6 +131,7 @@ public struct SharingClient: Sendable {
     public func rotateOnly(_ vault: DecryptedVault, removing: [String] = [], confirming: [PinnedContact] = []) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await vaults.identity()
         guard vault.summary.ownerId == userId else { throw SharingTrustError.notOwner(vaultId: vault.summary.id) }
+        let signer = try await vaults.signingKey()
         var vault = vault
         for attempt in 1...3 {
             let newKey = VaultKey.random(epoch: try ServerNumbers.keyEpoch(after: vault.summary.keyEpoch, of: vault.summary.id))
@@ -137,7 +143,7 @@ public struct SharingClient: Sendable {
                     wrappedKeys[member.userId] = try VaultCrypto.wrap(newKey, vaultId: vault.summary.id, accountKey: accountKey, userId: userId)
                     continue
                 }
-                let check = try contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey)
+                let check = try contacts.check(member)
                 do {
                     sealTo.append((member, try SharingTrust.sealable(check, confirmed: confirming), check))
                 } catch SharingTrustError.unconfirmedMembers(let members) {
@@ -148,7 +154,8 @@ public struct SharingClient: Sendable {
             for (member, contact, check) in sealTo {
                 if case .new = check { try contacts.pin(contact) }
                 wrappedKeys[member.userId] = try SealedVaultKey.seal(
-                    newKey.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId, keyEpoch: newKey.epoch
+                    newKey.key, to: contact.publicKey, vaultId: vault.summary.id, sealerId: userId, recipientId: member.userId, keyEpoch: newKey.epoch,
+                    signer: signer
                 )
             }
             let request = RotateVaultKeyRequest(

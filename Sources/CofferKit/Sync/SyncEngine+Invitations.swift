@@ -10,6 +10,12 @@ public struct VaultInvitation: Sendable, Equatable {
     /// The sharer as pinned on this device, or as the vault's member list gives it; nil when
     /// neither knows the sharer (offline, or a sharer who is not a member).
     public var sharer: ContactCheck?
+    /// Whether the vault key copy carries its sealer's signature (copies made before identity
+    /// keys do not: then the fingerprint is of the sharing key the server lists).
+    public var signed: Bool = false
+    /// Set when this device accepted the vault before, but its current key was sealed by someone
+    /// not pinned here (a rotation by the owner after an admin shared it, or a server's forgery).
+    public var reconfirm: Bool = false
 
     /// The sharer's email, when known.
     public var email: String? { sharer?.offered.email }
@@ -52,28 +58,40 @@ public enum InvitationError: Error, Equatable, CustomStringConvertible {
 /// from a server's claim of one. Vaults the account owns, and vaults this device held before
 /// invitations existed, count as accepted.
 extension SyncEngine {
-    /// Whether this device writes into `summary`'s vault.
+    /// Whether this device writes into `summary`'s vault (accepted here; `requireTrustedKey`
+    /// checks, besides, that its current key comes from someone pinned).
     public func isAccepted(_ summary: VaultSummary) async throws -> Bool {
         let (userId, _, _) = try await vaultClient.identity()
         return try summary.ownerId == userId || cache.acceptance(vaultId: summary.id) != nil
     }
 
-    /// The invitation `summary` is, or nil when this device already writes into the vault.
-    /// The sharer is looked up among the vault's members when it is not pinned (best effort).
+    /// The invitation `summary` is, or nil when this device already writes into the vault: one
+    /// never accepted here, or one accepted whose current key was sealed by someone this device
+    /// has not pinned. The sharer is the identity that signed the key copy, named by the
+    /// vault's member list when that list gives the same identity.
     public func invitation(for summary: VaultSummary) async throws -> VaultInvitation? {
-        guard try await !isAccepted(summary) else { return nil }
+        let (userId, _, _) = try await vaultClient.identity()
+        guard summary.ownerId != userId else { return nil }
+        let vault = try await vaultClient.decrypt(summary)
+        let accepted = try cache.acceptance(vaultId: summary.id) != nil
+        if accepted, (try? await requireTrustedKey(vault)) != nil { return nil }
         let sharerId = summary.keySealedBy ?? summary.ownerId
-        return VaultInvitation(vaultId: summary.id, sharerId: sharerId, sharer: try? await sharerCheck(vaultId: summary.id, sharerId: sharerId))
+        return VaultInvitation(
+            vaultId: summary.id, sharerId: sharerId, sharer: try? await sealerCheck(vault, sharerId: sharerId),
+            signed: vault.sealerIdentity != nil, reconfirm: accepted
+        )
     }
 
-    /// Accepts an invitation on this device: pins the sharer (a sharer whose pinned key changed
-    /// is refused with `CofferError.contactKeyChanged`) and records the acceptance.
+    /// Accepts an invitation on this device: pins the sharer's identity, the one that signed the
+    /// key copy (a sharer whose pinned identity changed is refused with
+    /// `CofferError.contactKeyChanged`), and records the acceptance.
     @discardableResult
     public func accept(_ summary: VaultSummary) async throws -> VaultInvitation {
         let (userId, _, _) = try await vaultClient.identity()
         guard summary.ownerId != userId else { throw InvitationError.ownVault(vaultId: summary.id) }
+        let vault = try await vaultClient.decrypt(summary)
         let sharerId = summary.keySealedBy ?? summary.ownerId
-        guard let sharing, let check = try await sharerCheck(vaultId: summary.id, sharerId: sharerId) else {
+        guard let sharing, let check = try await sealerCheck(vault, sharerId: sharerId) else {
             throw InvitationError.unknownSharer(vaultId: summary.id, sharerId: sharerId)
         }
         let sharer = try check.trusted()
@@ -82,7 +100,48 @@ extension SyncEngine {
             try cache.saveAcceptance(VaultAcceptance(vaultId: summary.id, sharerId: sharerId, fingerprint: sharer.fingerprint, acceptedAt: .now))
             try cache.log("accepted", vaultId: summary.id, detail: "shared by \(sharer.email), fingerprint \(sharer.fingerprint)")
         }
-        return VaultInvitation(vaultId: summary.id, sharerId: sharerId, sharer: check)
+        return VaultInvitation(vaultId: summary.id, sharerId: sharerId, sharer: check, signed: vault.sealerIdentity != nil)
+    }
+
+    /// Refuses to use a vault key this device cannot attribute: a shared vault's key of an epoch
+    /// it held before must be the very key it holds; a new one, for a vault accepted here, must
+    /// carry the signature of an identity pinned for its sealer (a new epoch sealed unsigned, by
+    /// a changed identity, or by someone not pinned here is refused by name, and the vault is
+    /// kept out until the person confirms the sealer with `coffer vault accept`). A vault not
+    /// accepted here is an invitation: read, never written.
+    public func requireTrustedKey(_ vault: DecryptedVault) async throws {
+        guard let sealer = vault.summary.keySealedBy else { return }
+        let summary = vault.summary
+        let (userId, accountKey, _) = try await vaultClient.identity()
+        let kept = try cache.vaultKeys(vaultId: summary.id)
+        if let held = kept.first(where: { $0.epoch == summary.keyEpoch }) {
+            let heldKey = try VaultCrypto.unwrap(held.wrapped, vaultId: summary.id, epoch: held.epoch, accountKey: accountKey, userId: userId)
+            guard heldKey.key == vault.key.key else {
+                throw CofferError.tampered("the server's copy of key \(summary.keyEpoch) of vault \(summary.id) is not the key this device holds for it: refused")
+            }
+            return
+        }
+        guard try cache.acceptance(vaultId: summary.id) != nil else { return }
+        guard let identity = vault.sealerIdentity else {
+            throw CofferError.tampered(
+                "key \(summary.keyEpoch) of vault \(summary.id) arrived without its sealer's signature: a new key is taken only signed by an identity pinned on this device, so it is refused"
+            )
+        }
+        switch try await sealerCheck(vault, sharerId: sealer) {
+        case .pinned?: return
+        case .changed(let pinned, let offered)?:
+            throw CofferError.contactKeyChanged(email: pinned.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+        case .new(let offered)?:
+            throw CofferError.tampered(
+                "key \(summary.keyEpoch) of vault \(summary.id) was sealed by \(offered.email), whose identity (fingerprint \(offered.fingerprint)) is not pinned on this device: "
+                    + "nothing is written under it until you compare fingerprints and run `coffer vault accept \(summary.id)`"
+            )
+        case nil:
+            throw CofferError.tampered(
+                "key \(summary.keyEpoch) of vault \(summary.id) was sealed by \(sealer) with identity fingerprint \(KeyFingerprint.of(userId: sealer, identityKey: identity)), "
+                    + "which is not pinned on this device and which the vault's member list does not give: refused"
+            )
+        }
     }
 
     /// Declines (or leaves) a vault shared with this account: the share ends on the server and
@@ -101,11 +160,28 @@ extension SyncEngine {
         guard try await isAccepted(vault.summary) else { throw InvitationError.notAccepted(vaultId: vault.summary.id, name: vault.metadata.name) }
     }
 
-    /// The sharer as pinned, else as the vault's member list names it; nil when neither does.
-    private func sharerCheck(vaultId: String, sharerId: String) async throws -> ContactCheck? {
+    /// The sealer of `vault`'s key copy compared with its pin. A signed copy names its identity:
+    /// pinned with it is `.pinned`, pinned with another `.changed`, else the member list must give
+    /// that very identity (certifying a sharing key) for a `.new` contact — or upgrade a pin made
+    /// before identity keys; nil when it does not. An unsigned copy (made before identity keys)
+    /// falls back on the pin, else the member list's sharing key.
+    func sealerCheck(_ vault: DecryptedVault, sharerId: String) async throws -> ContactCheck? {
         guard let sharing else { return nil }
-        if let pinned = try sharing.contacts.contact(userId: sharerId) { return .pinned(pinned) }
-        guard let member = try await sharing.members(vaultId: vaultId).first(where: { $0.userId == sharerId }) else { return nil }
-        return try sharing.contacts.check(email: member.email, userId: member.userId, publicKey: member.publicKey)
+        let pinned = try sharing.contacts.contact(userId: sharerId)
+        guard let identity = vault.sealerIdentity else {
+            if let pinned { return .pinned(pinned) }
+            guard let member = try await sharing.members(vaultId: vault.summary.id).first(where: { $0.userId == sharerId }) else { return nil }
+            return try sharing.contacts.check(member)
+        }
+        if let pinned, let pinnedIdentity = pinned.identityKey {
+            guard pinnedIdentity == identity else {
+                return .changed(pinned: pinned, offered: PinnedContact(email: pinned.email, userId: sharerId, publicKey: "", identityKey: identity))
+            }
+            return .pinned(pinned)
+        }
+        guard let member = try await sharing.members(vaultId: vault.summary.id).first(where: { $0.userId == sharerId }),
+            member.identityKey == identity
+        else { return nil }
+        return try sharing.contacts.check(member)
     }
 }

@@ -12,6 +12,7 @@ extension SyncEngine {
     @discardableResult
     func adopt(_ summary: VaultSummary) async throws -> DecryptedVault {
         var opened = try await vaultClient.decrypt(summary)
+        try await requireTrustedKey(opened)
         let (userId, accountKey, _) = try await vaultClient.identity()
         let kept = try cache.vaultKeys(vaultId: summary.id)
         if let newest = kept.map(\.epoch).max(), summary.keyEpoch < newest {

@@ -40,11 +40,16 @@ public struct DecryptedVault: Sendable {
     public var key: VaultKey { keys.current }
     /// Every key of the vault this device holds, to open what was sealed before a rotation.
     public var keys: VaultKeyRing
+    /// For a vault shared with this account: the identity key that signed its current key copy
+    /// (verified as that copy's signature, not yet as the sealer's: `SharingTrust` decides that);
+    /// nil for an owned vault or an unsigned copy made before identity keys.
+    public var sealerIdentity: String?
 
-    public init(summary: VaultSummary, metadata: VaultMetadata, keys: VaultKeyRing) {
+    public init(summary: VaultSummary, metadata: VaultMetadata, keys: VaultKeyRing, sealerIdentity: String? = nil) {
         self.summary = summary
         self.metadata = metadata
         self.keys = keys
+        self.sealerIdentity = sealerIdentity
     }
 
     public init(summary: VaultSummary, metadata: VaultMetadata, key: VaultKey) {

@@ -16,6 +16,12 @@ public struct VaultClient: Sendable {
         return (session.userId, SymmetricKey(data: raw), session.deviceId)
     }
 
+    /// This account's Ed25519 identity key, which signs every vault-key copy it seals (an account
+    /// made before identity keys is given one first).
+    func signingKey() async throws -> Curve25519.Signing.PrivateKey {
+        try await client.identityKey()
+    }
+
     /// Creates a vault with a fresh key, wrapped with the account key.
     public func createVault(name: String) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await identity()
@@ -44,21 +50,19 @@ public struct VaultClient: Sendable {
         let (userId, accountKey, _) = try await identity()
         try SharingTrust.requireKeySource(of: summary, userId: userId)
         let key: VaultKey
+        var sealerIdentity: String?
         if let sealer = summary.keySealedBy {
             // Shared with us (or rotated by another member): sealed to our sharing key.
             guard let session = await client.session else { throw CofferError.notLoggedIn }
-            let bundle = AccountKeyBundle(
-                encryptedAccountKey: session.keys.encryptedAccountKey, publicKey: session.keys.publicKey,
-                encryptedPrivateKey: session.keys.encryptedPrivateKey
-            )
             do {
-                let privateKey = try bundle.openSharingKey(accountKey: accountKey, email: session.email)
-                key = VaultKey(
-                    key: try SealedVaultKey.open(
-                        summary.wrappedKey, privateKey: privateKey, vaultId: summary.id, sealerId: sealer, recipientId: userId, keyEpoch: summary.keyEpoch
-                    ),
-                    epoch: summary.keyEpoch
+                let privateKey = try AccountKeyBundle(session.keys).openSharingKey(accountKey: accountKey, email: session.email)
+                let opened = try SealedVaultKey.open(
+                    summary.wrappedKey, privateKey: privateKey, vaultId: summary.id, sealerId: sealer, recipientId: userId, keyEpoch: summary.keyEpoch
                 )
+                key = VaultKey(key: opened.key, epoch: summary.keyEpoch)
+                sealerIdentity = opened.sealerIdentity
+            } catch SealedVaultKeyError.badSignature {
+                throw CofferError.tampered("the key of shared vault \(summary.id) carries a signature that does not verify: it was altered or forged")
             } catch {
                 throw CofferError.tampered("the key of shared vault \(summary.id) failed to open: it was altered, moved, or is not for this account")
             }
@@ -70,7 +74,7 @@ public struct VaultClient: Sendable {
             for earlier in try VaultCrypto.openKeyHistory(history, vaultId: summary.id, key: key) { keys.add(earlier) }
         }
         let metadata = try VaultCrypto.openMetadata(summary.encryptedMetadata, vaultId: summary.id, keys: keys)
-        return DecryptedVault(summary: summary, metadata: metadata, keys: keys)
+        return DecryptedVault(summary: summary, metadata: metadata, keys: keys, sealerIdentity: sealerIdentity)
     }
 
     /// Renames a vault: new metadata sealed with its key (admins and the owner).
@@ -78,7 +82,7 @@ public struct VaultClient: Sendable {
         let metadata = VaultMetadata(name: name)
         let request = UpdateVaultRequest(encryptedMetadata: try VaultCrypto.sealMetadata(metadata, vaultId: vault.summary.id, key: vault.key))
         let summary: VaultSummary = try await client.authorized(.PUT, "/api/vaults/\(vault.summary.id)", body: request)
-        return DecryptedVault(summary: summary, metadata: metadata, keys: vault.keys)
+        return DecryptedVault(summary: summary, metadata: metadata, keys: vault.keys, sealerIdentity: vault.sealerIdentity)
     }
 
     public func deleteVault(id: String) async throws {

@@ -49,10 +49,45 @@ public struct AccountKeysPayload: Codable, Sendable, Equatable {
     public var encryptedAccountKey: String
     public var publicKey: String
     public var encryptedPrivateKey: String
-    public init(encryptedAccountKey: String, publicKey: String, encryptedPrivateKey: String) {
+    /// The account's Ed25519 identity, once it has one (accounts made before identity keys get
+    /// one at their next login).
+    public var identityKey: String?
+    public var sharingKeyCertificate: String?
+    public var encryptedIdentityKey: String?
+
+    public init(
+        encryptedAccountKey: String, publicKey: String, encryptedPrivateKey: String, identity: IdentityKeysPayload? = nil
+    ) {
         self.encryptedAccountKey = encryptedAccountKey
         self.publicKey = publicKey
         self.encryptedPrivateKey = encryptedPrivateKey
+        self.identityKey = identity?.identityKey
+        self.sharingKeyCertificate = identity?.sharingKeyCertificate
+        self.encryptedIdentityKey = identity?.encryptedIdentityKey
+    }
+
+    /// The three identity fields together, or nil unless all are present.
+    public var identity: IdentityKeysPayload? {
+        guard let identityKey, let sharingKeyCertificate, let encryptedIdentityKey else { return nil }
+        return IdentityKeysPayload(identityKey: identityKey, sharingKeyCertificate: sharingKeyCertificate, encryptedIdentityKey: encryptedIdentityKey)
+    }
+}
+
+/// An account's Ed25519 identity as the server stores it: the public key whose fingerprint people
+/// compare, its signature certifying the X25519 sharing key, and the private half sealed under the
+/// account key. `PUT /api/auth/identity` sets it once for an account made before identity keys.
+public struct IdentityKeysPayload: Codable, Sendable, Equatable, Hashable {
+    /// base64url of the raw 32-byte Ed25519 public key.
+    public var identityKey: String
+    /// base64url of the 64-byte Ed25519 signature over the email, identity key and sharing key.
+    public var sharingKeyCertificate: String
+    /// The raw Ed25519 private key, sealed under the account key (a Coffer envelope).
+    public var encryptedIdentityKey: String
+
+    public init(identityKey: String, sharingKeyCertificate: String, encryptedIdentityKey: String) {
+        self.identityKey = identityKey
+        self.sharingKeyCertificate = sharingKeyCertificate
+        self.encryptedIdentityKey = encryptedIdentityKey
     }
 }
 
@@ -65,12 +100,19 @@ public struct RegisterAccountRequest: Codable, Sendable {
     public var encryptedAccountKey: String
     public var publicKey: String
     public var encryptedPrivateKey: String
+    /// The new account's identity (optional on the wire: clients made before identity keys send none).
+    public var identityKey: String?
+    public var sharingKeyCertificate: String?
+    public var encryptedIdentityKey: String?
     public var device: DeviceInfo
 
     public init(
         email: String, kdf: KDFDescriptor, salt: String, loginPublicKey: String, encryptedAccountKey: String,
-        publicKey: String, encryptedPrivateKey: String, device: DeviceInfo
+        publicKey: String, encryptedPrivateKey: String, identity: IdentityKeysPayload? = nil, device: DeviceInfo
     ) {
+        self.identityKey = identity?.identityKey
+        self.sharingKeyCertificate = identity?.sharingKeyCertificate
+        self.encryptedIdentityKey = identity?.encryptedIdentityKey
         self.email = email
         self.kdf = kdf
         self.salt = salt
@@ -289,4 +331,16 @@ extension ErrorCode {
     public static let unauthorized = "unauthorized"
     public static let weakKDF = "weak_kdf"
     public static let notFound = "not_found"
+}
+
+/// `PUT /api/auth/identity`: gives an account made before identity keys its identity, once.
+/// The same identity again is a no-op; a different one is refused (`identity_exists`), so a
+/// stolen access token cannot replace who the account is.
+public typealias SetIdentityRequest = IdentityKeysPayload
+
+extension ErrorCode {
+    /// The account already has a different identity key (409).
+    public static let identityExists = "identity_exists"
+    /// An identity key, certificate or sealed identity that is not well formed, or a certificate that does not verify (422).
+    public static let invalidIdentity = "invalid_identity"
 }

@@ -4,11 +4,17 @@ public struct UserLookupResponse: Codable, Sendable, Equatable {
     public var email: String
     /// X25519 public key, base64url.
     public var publicKey: String
+    /// The user's Ed25519 identity key and its certificate of `publicKey`, base64url (nil for an
+    /// account that has not logged in since identity keys came).
+    public var identityKey: String?
+    public var sharingKeyCertificate: String?
 
-    public init(userId: String, email: String, publicKey: String) {
+    public init(userId: String, email: String, publicKey: String, identityKey: String? = nil, sharingKeyCertificate: String? = nil) {
         self.userId = userId
         self.email = email
         self.publicKey = publicKey
+        self.identityKey = identityKey
+        self.sharingKeyCertificate = sharingKeyCertificate
     }
 }
 
@@ -89,8 +95,14 @@ public struct VaultMember: Codable, Sendable, Equatable {
     public var shareId: String?
     public var grantedBy: String?
     public var since: Timestamp
+    /// The member's Ed25519 identity key and its certificate of `publicKey` (nil before the member's first login since identity keys came).
+    public var identityKey: String?
+    public var sharingKeyCertificate: String?
 
-    public init(userId: String, email: String, role: VaultRole, publicKey: String, shareId: String?, grantedBy: String?, since: Timestamp) {
+    public init(
+        userId: String, email: String, role: VaultRole, publicKey: String, shareId: String?, grantedBy: String?, since: Timestamp,
+        identityKey: String? = nil, sharingKeyCertificate: String? = nil
+    ) {
         self.userId = userId
         self.email = email
         self.role = role
@@ -98,6 +110,8 @@ public struct VaultMember: Codable, Sendable, Equatable {
         self.shareId = shareId
         self.grantedBy = grantedBy
         self.since = since
+        self.identityKey = identityKey
+        self.sharingKeyCertificate = sharingKeyCertificate
     }
 }
 

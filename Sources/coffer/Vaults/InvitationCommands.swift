@@ -66,6 +66,7 @@ enum Invitations {
         guard try await local.engine.isAccepted(vault.summary) else {
             throw InvitationError.notAccepted(vaultId: vault.summary.id, name: vault.metadata.name)
         }
+        try await local.engine.requireTrustedKey(vault)
     }
 }
 
@@ -75,17 +76,27 @@ struct InvitationRow: Encodable {
     var fingerprint: String?
     /// Whether the sharer's key differs from the one pinned for it.
     var keyChanged: Bool
+    /// Whether the key copy carries the sharer's signature (copies made before identity keys do not).
+    var signed: Bool
+    /// Accepted on this device before, but its current key comes from someone not pinned here.
+    var reconfirm: Bool
 
     init(_ invitation: VaultInvitation) {
         sharerId = invitation.sharerId
         sharerEmail = invitation.email
         fingerprint = invitation.fingerprint
         if case .changed = invitation.sharer { keyChanged = true } else { keyChanged = false }
+        signed = invitation.signed
+        reconfirm = invitation.reconfirm
     }
 
     /// How `vault list` marks it.
     var text: String {
         let from = sharerEmail.map { "\($0), fingerprint \(fingerprint ?? "unknown")\(keyChanged ? " (KEY CHANGED since pinned)" : "")" } ?? "unknown sharer \(sharerId)"
-        return "(invitation, not accepted: shared by \(from); `coffer vault accept` to write into it)"
+        let unsigned = signed ? "" : ", key unsigned (shared before identity keys)"
+        if reconfirm {
+            return "(new key from \(from), not pinned on this device\(unsigned): nothing is written into it until `coffer vault accept`)"
+        }
+        return "(invitation, not accepted: shared by \(from)\(unsigned); `coffer vault accept` to write into it)"
     }
 }

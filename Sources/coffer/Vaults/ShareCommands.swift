@@ -30,11 +30,11 @@ extension Coffer.Vault {
                 let contact = try check.trusted(acceptChanged: acceptChangedKey)
                 switch check {
                 case .new:
-                    Terminal.note("\(contact.email) is a new contact. Fingerprint of their sharing key:\n  \(contact.fingerprint)\nCompare it with the one `coffer contacts verify` shows on their side.")
+                    Terminal.note("\(contact.email) is a new contact. Fingerprint of their \(contact.identityKey == nil ? "sharing" : "identity") key:\n  \(contact.fingerprint)\nCompare it with the one `coffer contacts verify` shows on their side.")
                 case .pinned(let pinned):
                     Terminal.note("\(contact.email): fingerprint \(pinned.fingerprint) (pinned \(pinned.pinnedAt.iso8601.prefix(10))\(pinned.verified ? ", verified" : "")).")
                 case .changed(let pinned, let offered):
-                    Terminal.note("WARNING: the sharing key of \(offered.email) changed.\n  pinned: \(pinned.fingerprint)\n  now:    \(offered.fingerprint)")
+                    Terminal.note("WARNING: the key of \(offered.email) changed.\n  pinned: \(pinned.fingerprint)\n  now:    \(offered.fingerprint)")
                 }
                 if !yes {
                     guard Terminal.confirm("Share \"\(target.metadata.name)\" with \(contact.email) as \(role.rawValue)?") else {
@@ -61,12 +61,19 @@ extension Coffer.Vault {
                 let sharing = try await options.makeSharingClient()
                 let target = try await VaultLookup.find(vault, in: sharing.vaults)
                 let members = try await sharing.members(vaultId: target.summary.id)
-                let rows = try members.map { member in
-                    let pinned = try sharing.contacts.contact(userId: member.userId)
+                let rows = members.map { member in
+                    // A member whose identity does not certify its sharing key shows as such, not as an error for the whole list.
+                    let check = try? sharing.contacts.check(member)
+                    let pin: String
+                    switch check {
+                    case .pinned(let pinned)?: pin = pinned.verified ? "verified" : "pinned"
+                    case .changed?: pin = "CHANGED"
+                    case .new?: pin = "not pinned"
+                    case nil: pin = "UNCERTIFIED"
+                    }
                     return MemberRow(
                         userId: member.userId, email: member.email, role: member.role.rawValue, since: member.since.iso8601,
-                        fingerprint: KeyFingerprint.of(userId: member.userId, publicKey: member.publicKey),
-                        pin: pinned.map { $0.publicKey == member.publicKey ? ($0.verified ? "verified" : "pinned") : "CHANGED" } ?? "not pinned"
+                        fingerprint: check?.offered.fingerprint ?? KeyFingerprint.of(userId: member.userId, publicKey: member.publicKey), pin: pin
                     )
                 }
                 let text = (["ROLE   EMAIL                               KEY         FINGERPRINT"]
@@ -183,6 +190,17 @@ extension Coffer {
             func run() async throws {
                 try await runClientCommand {
                     let sharing = try await options.makeSharingClient()
+                    let client = sharing.vaults.client
+                    if let session = await client.session, AccountEmail.normalized(email) == session.email {
+                        // Your own: from the identity key this device opened, not from the server's word.
+                        let identity = Base64URL.encode(try await client.identityKey().publicKey.rawRepresentation)
+                        let fingerprint = KeyFingerprint.of(userId: session.userId, identityKey: identity)
+                        try options.client.emit(
+                            VerifyRow(email: session.email, userId: session.userId, fingerprint: fingerprint, status: "yours"),
+                            text: "\(session.email) (you)\n  fingerprint: \(fingerprint)"
+                        )
+                        return
+                    }
                     let check = try await sharing.lookup(email: email)
                     let offered = check.offered
                     var status: String
@@ -192,7 +210,9 @@ extension Coffer {
                     case .changed(let pinned, _): status = "CHANGED since pinned (pinned fingerprint \(pinned.fingerprint))"
                     }
                     if accept {
-                        try sharing.contacts.pin(PinnedContact(email: offered.email, userId: offered.userId, publicKey: offered.publicKey, verified: true))
+                        try sharing.contacts.pin(
+                            PinnedContact(email: offered.email, userId: offered.userId, publicKey: offered.publicKey, identityKey: offered.identityKey, verified: true)
+                        )
                         status = "pinned, verified"
                     }
                     try options.client.emit(
