@@ -2156,6 +2156,8 @@ paths:
         exactly one of `email` or `userId`; `wrappedKey` is the vault key sealed on the client
         to the recipient's sharing key (HPKE), which the server cannot open. Owners may grant
         `read`, `write` or `admin`; admins only `read` or `write`; other roles may not share.
+        `grant`, when sent, is the caller's signed statement of the membership: the server
+        stores it with the membership and serves it opaquely in the member list.
         Records a `share_granted` audit event for both the caller and the recipient.
       security:
         - bearerAuth: []
@@ -2267,7 +2269,26 @@ paths:
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
         '422':
-          $ref: '#/components/responses/NotWrappedKey'
+          description: |
+            `wrappedKey` is not a wrapped vault key: base64url of 48 bytes to 3 KiB
+            (`not_ciphertext`); or `grant` is not base64url that decodes or is longer than
+            4096 characters (`invalid_field`). Nothing is shared.
+          headers:
+            X-Request-Id:
+              $ref: '#/components/headers/X-Request-Id'
+          content:
+            application/json:
+              schema:
+                $ref: '#/components/schemas/Error'
+              examples:
+                wrappedKey:
+                  value:
+                    error: wrappedKey must be a wrapped key (base64url, 48 bytes to 3 KiB)
+                    code: not_ciphertext
+                grant:
+                  value:
+                    error: field 'grant' must be a membership statement (base64url, at most 4096 characters)
+                    code: invalid_field
         '429':
           $ref: '#/components/responses/TooManyRequests'
         default:
@@ -2282,8 +2303,9 @@ paths:
       summary: List a vault's members
       description: |
         Every member of the vault, the owner first, with its role, sharing key (what a key
-        rotation seals the new vault key to) and, once the member has one, its identity key and
-        certificate of the sharing key. Needs the `read` role.
+        rotation seals the new vault key to), once the member has one, its identity key and
+        certificate of the sharing key, and the granter's statement of the membership (`grant`,
+        served as it was stored). Needs the `read` role.
       security:
         - bearerAuth: []
       responses:
@@ -2472,7 +2494,9 @@ paths:
       description: |
         Sets the role of the share's recipient. Owners may set `read`, `write` or `admin` on
         any share; admins may change only shares below `admin`, and only to `read` or
-        `write`. Records a `share_changed` audit event for both the caller and the recipient.
+        `write`. `grant` replaces the membership's stored statement with the one of the new
+        role (stored and served opaquely); a change without one clears it. Records a
+        `share_changed` audit event for both the caller and the recipient.
       security:
         - bearerAuth: []
       requestBody:
@@ -2520,6 +2544,8 @@ paths:
           $ref: '#/components/responses/PayloadTooLarge'
         '415':
           $ref: '#/components/responses/UnsupportedMediaType'
+        '422':
+          $ref: '#/components/responses/NotGrant'
         '429':
           $ref: '#/components/responses/TooManyRequests'
         default:
@@ -3770,6 +3796,16 @@ components:
           description: |
             The epoch of the key sealed in `wrappedKey` (1 when absent); anything but the
             vault's current epoch is refused with 409 `stale_key`.
+        grant:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]*$'
+          maxLength: 4096
+          description: |
+            The granter's signed statement that the recipient (by user id and identity key) holds
+            `role` in this vault, base64url. Opaque to the server, which stores it with the
+            membership as sent and serves it in `GET /api/vaults/{id}/members`; it checks only the
+            shape (base64url that decodes, at most 4096 characters; anything else is refused with
+            422 `invalid_field`). Absent or null from clients made before membership statements.
     Share:
       type: object
       description: A membership someone granted.
@@ -3828,6 +3864,15 @@ components:
           type: string
           enum: [admin, write, read]
           description: The new role; an admin may set only `write` or `read`.
+        grant:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]*$'
+          maxLength: 4096
+          description: |
+            The signed statement of the new role, base64url; it replaces the membership's earlier
+            one. Absent or null clears the stored statement, so a statement of the old role never
+            outlives it. Opaque to the server, which checks only the shape (base64url that decodes,
+            at most 4096 characters; anything else is refused with 422 `invalid_field`).
     VaultMember:
       type: object
       description: One member of a vault, the owner included.
@@ -3864,6 +3909,15 @@ components:
           type: [string, 'null']
           pattern: '^[A-Za-z0-9_-]{86}$'
           description: The identity key's certificate of `publicKey` (`SharingKeyCertificate`); absent with `identityKey`.
+        grant:
+          type: [string, 'null']
+          pattern: '^[A-Za-z0-9_-]*$'
+          maxLength: 4096
+          description: |
+            The granter's signed statement of this membership, as the granter sent it (base64url,
+            opaque to the server, which stores and serves it without reading it); absent for the
+            owner, for memberships granted before membership statements, and after a role change
+            sent without one. A key rotation keeps it.
     VaultMembersResponse:
       type: object
       required: [members]
@@ -4364,10 +4418,10 @@ components:
                 revision: 40
                 createdAt: '2026-11-22T18:00:00.000Z'
                 deviceId: 6f1c2d3e-4b5a-4c7d-8e9f-0a1b2c3d4e5f
-    NotWrappedKey:
+    NotGrant:
       description: |
-        `wrappedKey` is not a wrapped vault key: base64url of 48 bytes to 3 KiB
-        (`not_ciphertext`).
+        `grant` is not a membership statement: base64url that decodes, at most 4096
+        characters (`invalid_field`). Nothing is changed.
       headers:
         X-Request-Id:
           $ref: '#/components/headers/X-Request-Id'
@@ -4376,8 +4430,8 @@ components:
           schema:
             $ref: '#/components/schemas/Error'
           example:
-            error: wrappedKey must be a wrapped key (base64url, 48 bytes to 3 KiB)
-            code: not_ciphertext
+            error: field 'grant' must be a membership statement (base64url, at most 4096 characters)
+            code: invalid_field
     ShareNotFound:
       description: |
         No such share for this caller (`not_found`): an unknown id, an id that is not a UUID

@@ -52,6 +52,7 @@ struct SharesController {
         let body = try await request.decodeJSON(ShareVaultRequest.self, limit: 64 * 1024)
         let vault = try await access.requireSharing(body.role, vaultId: try context.parameters.require("id"), userId: identity.userId)
         try Self.requireWrappedKey(body.wrappedKey, field: "wrappedKey")
+        try Self.requireGrant(body.grant)
         if let epoch = body.keyEpoch, !Validation.keyEpochs.contains(epoch) {
             throw APIError.invalidField("keyEpoch", "must be the vault's current key epoch (\(Validation.describe(Validation.keyEpochs)))")
         }
@@ -69,7 +70,7 @@ struct SharesController {
             id: UUID().uuidString.lowercased(), vaultId: vault.id, userId: recipient.id, email: recipient.email, role: body.role,
             grantedBy: identity.userId, grantedByEmail: sharer.email, createdAt: now, updatedAt: now
         )
-        try await store.addShare(record, wrappedKey: body.wrappedKey, keyEpoch: body.keyEpoch ?? 1)
+        try await store.addShare(record, wrappedKey: body.wrappedKey, keyEpoch: body.keyEpoch ?? 1, grant: body.grant)
         await auditBothSides(AuditEventType.shareGranted, record, identity: identity)
         return try JSONResponse.make(.created, record)
     }
@@ -122,8 +123,10 @@ struct SharesController {
         var request = request
         let body = try await request.decodeJSON(UpdateShareRequest.self, limit: 16 * 1024)
         var (share, _) = try await access.requireShare(id: try context.parameters.require("id"), changingTo: body.role, userId: identity.userId)
+        try Self.requireGrant(body.grant)
         let now = clock()
-        try await store.updateShareRole(id: share.id, role: body.role, at: now)
+        // The new role's statement replaces the old one; a change without one leaves none.
+        try await store.updateShareRole(id: share.id, role: body.role, grant: body.grant, at: now)
         share.role = body.role
         share.updatedAt = now
         await auditBothSides(AuditEventType.shareChanged, share, identity: identity)
@@ -155,6 +158,19 @@ struct SharesController {
     static func requireWrappedKey(_ value: String, field: String) throws {
         guard value.utf8.count <= 4096, let bytes = Base64URL.decode(value), bytes.count >= 48 else {
             throw APIError(.unprocessableContent, code: ErrorCode.notCiphertext, message: "\(field) must be a wrapped key (base64url, 48 bytes to 3 KiB)")
+        }
+    }
+
+    /// A membership statement (`grant`): the granter's signature, opaque to the server, which
+    /// only checks that it is base64url without padding (as the document's pattern says) and at
+    /// most 4096 characters. Absent is allowed (older clients).
+    static func requireGrant(_ value: String?) throws {
+        guard let value else { return }
+        guard value.utf8.count <= 4096, !value.utf8.contains(UInt8(ascii: "=")), Base64URL.decode(value) != nil else {
+            throw APIError(
+                .unprocessableContent, code: ErrorCode.invalidField,
+                message: "field 'grant' must be a membership statement (base64url, at most 4096 characters)"
+            )
         }
     }
 }

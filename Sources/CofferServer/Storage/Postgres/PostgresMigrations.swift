@@ -229,5 +229,11 @@ enum PostgresMigrations {
             "ALTER TABLE users ADD COLUMN sharing_key_certificate TEXT",
             "ALTER TABLE users ADD COLUMN encrypted_identity_key TEXT",
         ]),
+        (7, "membership grants", [
+            // The granter's signed statement of the membership (opaque to the server, stored and
+            // served as sent). NULL for the owner, for memberships granted before statements, and
+            // after a role change that came without one.
+            "ALTER TABLE vault_members ADD COLUMN grant_statement TEXT",
+        ]),
     ]
 }

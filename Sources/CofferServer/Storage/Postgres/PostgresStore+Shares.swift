@@ -8,7 +8,7 @@ extension PostgresStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int) async throws {
+    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int, grant: String?) async throws {
         try await transaction { connection in
             // The vault row lock orders the share with any rotation: it is sealed under the epoch that is current when it lands.
             var locked: Int64?
@@ -18,9 +18,9 @@ extension PostgresStore {
             if let locked, Int(locked) != keyEpoch { throw StoreError.staleKey(current: Int(locked)) }
             let inserted = try await connection.query(
                 """
-                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
+                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by, grant_statement)
                 VALUES (\(share.vaultId), \(share.userId), \(share.role.rawValue), \(wrappedKey), \(share.createdAt.milliseconds), \(share.id),
-                        \(share.grantedBy), \(share.updatedAt.milliseconds), \(share.grantedBy))
+                        \(share.grantedBy), \(share.updatedAt.milliseconds), \(share.grantedBy), \(grant))
                 ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
                 """,
                 logger: logger
@@ -66,25 +66,29 @@ extension PostgresStore {
         var members: [VaultMember] = []
         for try await row in try await client.query(
             """
-            SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate
+            SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate,
+                   m.grant_statement
             FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = \(vaultId)
             ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
             """,
             logger: logger
-        ).decode((String, String, String, String, String?, String?, Int64, String?, String?).self) {
+        ).decode((String, String, String, String, String?, String?, Int64, String?, String?, String?).self) {
             guard let role = VaultRole(rawValue: row.2) else { continue }
             members.append(
                 VaultMember(
                     userId: row.0, email: row.1, role: role, publicKey: row.3, shareId: row.4, grantedBy: row.5, since: Timestamp(milliseconds: row.6),
-                    identityKey: row.7, sharingKeyCertificate: row.8
+                    identityKey: row.7, sharingKeyCertificate: row.8, grant: row.9
                 )
             )
         }
         return members
     }
 
-    public func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws {
-        try await client.query("UPDATE vault_members SET role = \(role.rawValue), updated_at = \(at.milliseconds) WHERE share_id = \(id)", logger: logger)
+    public func updateShareRole(id: String, role: VaultRole, grant: String?, at: Timestamp) async throws {
+        try await client.query(
+            "UPDATE vault_members SET role = \(role.rawValue), grant_statement = \(grant), updated_at = \(at.milliseconds) WHERE share_id = \(id)",
+            logger: logger
+        )
     }
 
     public func removeShare(id: String) async throws {

@@ -8,19 +8,19 @@ extension SQLiteStore {
         FROM vault_members m JOIN users u ON u.id = m.user_id JOIN users g ON g.id = m.granted_by
         """
 
-    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int) async throws {
+    public func addShare(_ share: Share, wrappedKey: String, keyEpoch: Int, grant: String?) async throws {
         try await write { connection in
             if let current = try connection.query("SELECT key_epoch FROM vaults WHERE id = ?", [.text(share.vaultId)]).first?.int("key_epoch"), current != keyEpoch {
                 throw StoreError.staleKey(current: current)
             }
             let inserted = try connection.query(
                 """
-                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
+                INSERT INTO vault_members (vault_id, user_id, role, wrapped_key, created_at, share_id, granted_by, updated_at, key_sealed_by, grant_statement)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (vault_id, user_id) DO NOTHING RETURNING user_id
                 """,
                 [
                     .text(share.vaultId), .text(share.userId), .text(share.role.rawValue), .text(wrappedKey), .timestamp(share.createdAt),
-                    .text(share.id), .text(share.grantedBy), .timestamp(share.updatedAt), .text(share.grantedBy),
+                    .text(share.id), .text(share.grantedBy), .timestamp(share.updatedAt), .text(share.grantedBy), grant.map { .text($0) } ?? .null,
                 ]
             )
             guard !inserted.isEmpty else { throw StoreError.alreadyMember }
@@ -60,7 +60,8 @@ extension SQLiteStore {
         try await read { connection in
             try connection.query(
                 """
-                SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate
+                SELECT m.user_id, u.email, m.role, u.public_key, m.share_id, m.granted_by, m.created_at, u.identity_key, u.sharing_key_certificate,
+                       m.grant_statement
                 FROM vault_members m JOIN users u ON u.id = m.user_id WHERE m.vault_id = ?
                 ORDER BY m.role = 'owner' DESC, m.created_at, m.user_id
                 """,
@@ -70,15 +71,19 @@ extension SQLiteStore {
                 return VaultMember(
                     userId: row.string("user_id") ?? "", email: row.string("email") ?? "", role: role, publicKey: row.string("public_key") ?? "",
                     shareId: row.string("share_id"), grantedBy: row.string("granted_by"), since: row.timestamp("created_at"),
-                    identityKey: row.string("identity_key"), sharingKeyCertificate: row.string("sharing_key_certificate")
+                    identityKey: row.string("identity_key"), sharingKeyCertificate: row.string("sharing_key_certificate"),
+                    grant: row.string("grant_statement")
                 )
             }
         }
     }
 
-    public func updateShareRole(id: String, role: VaultRole, at: Timestamp) async throws {
+    public func updateShareRole(id: String, role: VaultRole, grant: String?, at: Timestamp) async throws {
         try await write { connection in
-            try connection.query("UPDATE vault_members SET role = ?, updated_at = ? WHERE share_id = ?", [.text(role.rawValue), .timestamp(at), .text(id)])
+            try connection.query(
+                "UPDATE vault_members SET role = ?, grant_statement = ?, updated_at = ? WHERE share_id = ?",
+                [.text(role.rawValue), grant.map { .text($0) } ?? .null, .timestamp(at), .text(id)]
+            )
         }
     }
 
