@@ -103,7 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CofferKitTests",
-            dependencies: ["CofferKit", "CofferProtocol", "CofferTestSupport"],
+            dependencies: ["CofferKit", "CofferCrypto", "CofferProtocol", "CofferTestSupport", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -32,6 +32,7 @@ public struct SharingClient: Sendable {
         let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
         let signer = try await vaults.signingKey()
+        let grant = try Self.grant(vaultId: vault.summary.id, to: contact, role: role, by: userId, signer: signer)
         var key = vault.key
         var share: Share?
         for attempt in 1...2 {
@@ -40,7 +41,7 @@ public struct SharingClient: Sendable {
             )
             do {
                 share = try await client.authorized(
-                    .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed, keyEpoch: key.epoch)
+                    .POST, "/api/vaults/\(vault.summary.id)/share", body: ShareVaultRequest(userId: contact.userId, role: role, wrappedKey: sealed, keyEpoch: key.epoch, grant: grant)
                 )
                 break
             } catch let error as CofferClientError where error.code == ErrorCode.staleKey && attempt == 1 {
@@ -66,8 +67,32 @@ public struct SharingClient: Sendable {
         try await client.authorized(.GET, "/api/shares", body: Optional<Int>.none)
     }
 
+    /// Changes a member's role, with a new signed statement of it when the member has an identity.
     public func changeRole(shareId: String, to role: VaultRole) async throws -> Share {
-        try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: role))
+        var grant: String?
+        if let share = try await shares().outgoing.first(where: { $0.id == shareId }),
+            let member = try await members(vaultId: share.vaultId).first(where: { $0.shareId == shareId }),
+            let contact = try? contacts.check(member).offered {
+            let (userId, _, _) = try await vaults.identity()
+            grant = try Self.grant(vaultId: share.vaultId, to: contact, role: role, by: userId, signer: try await vaults.signingKey())
+        }
+        return try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: role, grant: grant))
+    }
+
+    /// The members' grants as checked against this account's own identity (the owner's, for an owner's device).
+    func grants(of members: [VaultMember], vaultId: String, ownerId: String) async throws -> [String: GrantCheck] {
+        let identity = Base64URL.encode(try await vaults.signingKey().publicKey.rawRepresentation)
+        return SharingTrust.grants(of: members, vaultId: vaultId, ownerId: ownerId, ownerIdentity: identity)
+    }
+
+    /// The signed statement that `contact` (its identity) holds `role`; nil for a contact without
+    /// an identity key (an account not logged in since identity keys came).
+    static func grant(vaultId: String, to contact: PinnedContact, role: VaultRole, by granterId: String, signer: Curve25519.Signing.PrivateKey) throws -> String? {
+        guard let identityKey = contact.identityKey else { return nil }
+        return try MembershipGrant(
+            vaultId: vaultId, memberId: contact.userId, memberIdentityKey: identityKey, role: role.rawValue, granterId: granterId,
+            granterIdentityKey: Base64URL.encode(signer.publicKey.rawRepresentation), issuedAt: Timestamp.now.milliseconds
+        ).signed(by: signer)
     }
 
     /// Removes a member and gives the vault a new key in one server transaction (unless `rotate`
@@ -111,9 +136,20 @@ public struct SharingClient: Sendable {
     /// them. A member whose pinned key changed throws `CofferError.contactKeyChanged`.
     public func unconfirmedMembers(vaultId: String, removing: [String] = []) async throws -> [PinnedContact] {
         let (userId, _, _) = try await vaults.identity()
+        let members = try await members(vaultId: vaultId)
+        let grants = try await grants(of: members, vaultId: vaultId, ownerId: userId)
         var unconfirmed: [PinnedContact] = []
-        for member in try await members(vaultId: vaultId) where member.userId != userId && !removing.contains(member.userId) {
-            switch try contacts.check(member) {
+        for member in members where member.userId != userId && !removing.contains(member.userId) {
+            let check = try contacts.check(member)
+            if case .changed(let pinned, let offered) = check {
+                throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+            }
+            switch grants[member.userId] {
+            case .mismatch(let reason)?: throw CofferError.tampered(reason)
+            case .verified?: continue
+            case nil: break
+            }
+            switch check {
             case .pinned: break
             case .new(let offered): unconfirmed.append(offered)
             case .changed(let pinned, let offered):
@@ -138,12 +174,25 @@ public struct SharingClient: Sendable {
             var wrappedKeys: [String: String] = [:]
             var sealTo: [(VaultMember, PinnedContact, ContactCheck)] = []
             var unconfirmed: [PinnedContact] = []
-            for member in try await members(vaultId: vault.summary.id) where !removing.contains(member.userId) {
+            let members = try await members(vaultId: vault.summary.id)
+            let grants = try await grants(of: members, vaultId: vault.summary.id, ownerId: userId)
+            for member in members where !removing.contains(member.userId) {
                 if member.userId == userId {
                     wrappedKeys[member.userId] = try VaultCrypto.wrap(newKey, vaultId: vault.summary.id, accountKey: accountKey, userId: userId)
                     continue
                 }
                 let check = try contacts.check(member)
+                if case .changed(let pinned, let offered) = check {
+                    throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
+                }
+                switch grants[member.userId] {
+                case .mismatch(let reason)?: throw CofferError.tampered(reason)
+                case .verified?:
+                    // Granted by this owner (or a verified admin) to this very identity: sealable without a pin.
+                    sealTo.append((member, check.offered, check))
+                    continue
+                case nil: break
+                }
                 do {
                     sealTo.append((member, try SharingTrust.sealable(check, confirmed: confirming), check))
                 } catch SharingTrustError.unconfirmedMembers(let members) {
@@ -165,6 +214,13 @@ public struct SharingClient: Sendable {
             )
             do {
                 let rotated: VaultSummary = try await client.authorized(.POST, "/api/vaults/\(vault.summary.id)/keys", body: request)
+                // Upgrade in place: members this owner just sealed to (pinned or confirmed) who have
+                // no verified grant yet get one now (best effort: the rotation stands either way).
+                for (member, contact, _) in sealTo where grants[member.userId] == nil {
+                    if let shareId = member.shareId, let grant = try? Self.grant(vaultId: vault.summary.id, to: contact, role: member.role, by: userId, signer: signer) {
+                        let _: Share? = try? await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: member.role, grant: grant))
+                    }
+                }
                 var keys = vault.keys
                 keys.add(newKey)
                 return DecryptedVault(summary: rotated, metadata: vault.metadata, keys: keys)

@@ -64,3 +64,55 @@ public enum SharingTrustError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// What a member's signed grant says about it, for a device that knows the owner's identity.
+public enum GrantCheck: Sendable, Equatable {
+    /// Granted by the owner, or by an admin whose own grant verifies, to this very identity.
+    case verified(MembershipGrant)
+    /// A grant that does not hold: malformed, not for this vault or member, or naming another
+    /// identity than the one listed (the reason says which).
+    case mismatch(String)
+}
+
+extension SharingTrust {
+    /// The grants of `members` that chain to the owner's identity: a grant by the owner (with
+    /// `ownerIdentity`), or by an admin whose own grant verifies (signed with the identity that
+    /// grant names), to the identity the member list gives. Members without a grant are absent.
+    public static func grants(of members: [VaultMember], vaultId: String, ownerId: String, ownerIdentity: String) -> [String: GrantCheck] {
+        var opened: [String: MembershipGrant] = [:]
+        var checks: [String: GrantCheck] = [:]
+        for member in members where member.userId != ownerId {
+            guard let wire = member.grant else { continue }
+            guard let grant = try? MembershipGrant.open(wire) else {
+                checks[member.userId] = .mismatch("the membership statement of \(member.email) is malformed or its signature does not verify")
+                continue
+            }
+            guard grant.vaultId == vaultId, grant.memberId == member.userId else {
+                checks[member.userId] = .mismatch("the membership statement of \(member.email) is another vault's or another member's")
+                continue
+            }
+            guard grant.memberIdentityKey == member.identityKey else {
+                checks[member.userId] = .mismatch(
+                    "the member list gives \(member.email) another identity key than the one its signed membership names: the server changed it, so nothing is sealed to it"
+                )
+                continue
+            }
+            opened[member.userId] = grant
+        }
+        // Grants by the owner first, then by admins verified so far, until nothing more verifies.
+        var verifiedAdmins: [String: String] = [ownerId: ownerIdentity]
+        var pending = opened
+        while true {
+            let ready = pending.filter { verifiedAdmins[$0.value.granterId] == $0.value.granterIdentityKey }
+            guard !ready.isEmpty else { break }
+            for (memberId, grant) in ready {
+                checks[memberId] = .verified(grant)
+                if grant.role == VaultRole.admin.rawValue { verifiedAdmins[memberId] = grant.memberIdentityKey }
+                pending[memberId] = nil
+            }
+        }
+        // Signed by someone this device cannot verify as owner or admin (an admin granted before
+        // membership statements): no verdict, so the member is treated as one without a grant.
+        return checks
+    }
+}

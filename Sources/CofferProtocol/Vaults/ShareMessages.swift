@@ -28,13 +28,18 @@ public struct ShareVaultRequest: Codable, Sendable, Equatable {
     /// The epoch of the vault key sealed in `wrappedKey` (1 when absent); anything but the
     /// vault's current epoch is refused with `stale_key`, so nobody is handed a rotated-away key.
     public var keyEpoch: Int?
+    /// The granter's signed statement that the recipient (by user id and identity key) holds
+    /// `role` in this vault (base64url, opaque to the server, which stores and serves it with
+    /// the membership); nil from clients made before membership statements.
+    public var grant: String?
 
-    public init(email: String? = nil, userId: String? = nil, role: VaultRole, wrappedKey: String, keyEpoch: Int? = nil) {
+    public init(email: String? = nil, userId: String? = nil, role: VaultRole, wrappedKey: String, keyEpoch: Int? = nil, grant: String? = nil) {
         self.email = email
         self.userId = userId
         self.role = role
         self.wrappedKey = wrappedKey
         self.keyEpoch = keyEpoch
+        self.grant = grant
     }
 }
 
@@ -81,7 +86,12 @@ public struct SharesResponse: Codable, Sendable, Equatable {
 /// `PUT /api/shares/:id`.
 public struct UpdateShareRequest: Codable, Sendable, Equatable {
     public var role: VaultRole
-    public init(role: VaultRole) { self.role = role }
+    /// The signed statement of the new role (replaces the membership's earlier one); nil from older clients.
+    public var grant: String?
+    public init(role: VaultRole, grant: String? = nil) {
+        self.role = role
+        self.grant = grant
+    }
 }
 
 /// One member of a vault, owner included (`GET /api/vaults/:id/members`).
@@ -98,11 +108,15 @@ public struct VaultMember: Codable, Sendable, Equatable {
     /// The member's Ed25519 identity key and its certificate of `publicKey` (nil before the member's first login since identity keys came).
     public var identityKey: String?
     public var sharingKeyCertificate: String?
+    /// The granter's signed statement of this membership, as the granter sent it (nil for the
+    /// owner and for memberships granted before membership statements).
+    public var grant: String?
 
     public init(
         userId: String, email: String, role: VaultRole, publicKey: String, shareId: String?, grantedBy: String?, since: Timestamp,
-        identityKey: String? = nil, sharingKeyCertificate: String? = nil
+        identityKey: String? = nil, sharingKeyCertificate: String? = nil, grant: String? = nil
     ) {
+        self.grant = grant
         self.userId = userId
         self.email = email
         self.role = role

@@ -5,7 +5,7 @@ extension Coffer {
     struct Bench: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Measure Coffer's performance on this machine (build with -c release).",
-            subcommands: [BackupBench.self, AuthBench.self, SyncBench.self, EngineBench.self, WebSocketBench.self]
+            subcommands: [BackupBench.self, AuthBench.self, SyncBench.self, EngineBench.self, WebSocketBench.self, KeysBench.self]
         )
     }
 }

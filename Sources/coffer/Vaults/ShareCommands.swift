@@ -61,11 +61,13 @@ extension Coffer.Vault {
                 let sharing = try await options.makeSharingClient()
                 let target = try await VaultLookup.find(vault, in: sharing.vaults)
                 let members = try await sharing.members(vaultId: target.summary.id)
+                let ownId = await sharing.vaults.client.session?.userId
                 let rows = members.map { member in
                     // A member whose identity does not certify its sharing key shows as such, not as an error for the whole list.
                     let check = try? sharing.contacts.check(member)
                     let pin: String
                     switch check {
+                    case _ where member.userId == ownId: pin = "you"
                     case .pinned(let pinned)?: pin = pinned.verified ? "verified" : "pinned"
                     case .changed?: pin = "CHANGED"
                     case .new?: pin = "not pinned"
