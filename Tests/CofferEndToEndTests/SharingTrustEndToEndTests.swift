@@ -79,6 +79,68 @@ struct SharingTrustEndToEndTests {
         #expect(onB.stdoutText.contains("New card") && onB.stdoutText.contains("Router"), "\(onB.stdoutText)")
     }
 
+    @Test("a fake rotation against a member, a key the server made \"sealed by the owner\" and signed with the server's identity: sync names the vault and the changed identity, and the item the member adds meanwhile goes out under the real key", arguments: E2EBackend.available)
+    func fakeRotationAgainstMember(_ backend: E2EBackend) async throws {
+        let (setup, _) = try await RotationEndToEndTests.setup(backend)
+        defer { Task { await setup.server.terminate() } }
+        let a = setup.device("a")
+        let m = setup.device("m")
+        try await RotationEndToEndTests.expectOK(a(["vault", "share", "Team", setup.memberEmail, "--role", "write", "--yes"], nil))
+        try await RotationEndToEndTests.expectOK(m(["sync"], nil))
+        try await RotationEndToEndTests.expectOK(m(["vault", "accept", "Team"], nil))
+
+        let client = try CofferClient(api: APIClient(baseURL: setup.server.url), sessionStore: SessionStore(directory: setup.directory.appendingPathComponent("config-m")))
+        let session = try #require(await client.session)
+        var forged = try #require(try await VaultClient(client: client).vaults().first).summary
+        let vaultId = forged.id
+        let serverKey = SymmetricKey(size: .bits256)
+        forged.keyEpoch = 2
+        forged.keyHistory = nil
+        forged.encryptedMetadata = try Envelope.seal(
+            try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: vaultId), keyEpoch: 2
+        )
+        forged.wrappedKey = try SealedVaultKey.seal(
+            serverKey, to: session.keys.publicKey, vaultId: vaultId, sealerId: forged.ownerId, recipientId: session.userId, keyEpoch: 2,
+            signer: Curve25519.Signing.PrivateKey()
+        )
+        let forgedData = try JSONEncoder().encode(forged)
+        let underServerKey = Atomic(0)
+        try await withRewritingProxy(upstream: setup.server.url, decide: { request in
+            if request.method == "POST", request.path == "/api/sync/push" {
+                let push = try JSONDecoder().decode(PushRequest.self, from: Data(request.body.readableBytesView))
+                if push.changes.contains(where: { $0.encryptedData.flatMap(Envelope.keyEpoch(of:)) == 2 }) { underServerKey.add(1, ordering: .relaxed) }
+                return .forward
+            }
+            guard request.method == "GET", request.path.hasPrefix("/api/vaults") else { return .forward }
+            return .rewrite { status, body in
+                let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
+                func walk(_ value: Any) -> Any {
+                    if let object = value as? [String: Any] {
+                        if object["id"] as? String == vaultId, object["wrappedKey"] != nil { return forgedObject }
+                        return object.mapValues(walk)
+                    }
+                    if let array = value as? [Any] { return array.map(walk) }
+                    return value
+                }
+                return (status, try Self.buffer(walk(try Self.json(body))))
+            }
+        }) { proxy in
+            let attacked = setup.device("m", via: proxy)
+            let sync = try await attacked(["sync"], nil)
+            let shown = sync.stderr + sync.stdoutText
+            #expect(shown.contains("Team") && shown.contains("changed since it was pinned"), "\(shown)")
+            let add = try await attacked(["item", "add", "Team", "--title", "Card", "--secret-stdin"], "secret-7\n")
+            #expect(add.status == 0, "\(add.stderr)")
+            _ = try await attacked(["sync"], nil)
+        }
+        #expect(underServerKey.load(ordering: .relaxed) == 0, "an item went out under the server's key")
+        // Through the honest server the queued item goes out under key 1, and the owner reads it.
+        try await RotationEndToEndTests.expectOK(m(["sync"], nil))
+        try await RotationEndToEndTests.expectOK(a(["sync"], nil))
+        let onOwner = try await RotationEndToEndTests.expectOK(a(["item", "list", "Team"], nil))
+        #expect(onOwner.stdoutText.contains("Card"), "\(onOwner.stdoutText)")
+    }
+
     @Test("a member injected into the member list during `vault revoke` is shown with its fingerprint and refused; injected later, the revoke stays recorded and `coffer status` says why", arguments: E2EBackend.available)
     func injectedMemberDuringRevoke(_ backend: E2EBackend) async throws {
         let (setup, _) = try await RotationEndToEndTests.setup(backend)
