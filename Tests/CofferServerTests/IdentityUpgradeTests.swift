@@ -124,9 +124,20 @@ struct IdentityUpgradeTests {
             let seen = try #require(try await secondEngine.vaults().first { $0.summary.id == team.summary.id })
             #expect(try await secondEngine.invitation(for: seen.summary)?.signed == false)
 
+            // The owner's next login signs the membership its device can vouch for: its pin of the
+            // member, upgraded to the identity that certifies the very sharing key it pinned.
+            let ownerSharing = SharingClient(vaults: vaults, contacts: ownerContacts)
+            #expect(try await ownerSharing.signMissingGrants() == 1)
+            #expect(try await ownerSharing.signMissingGrants() == 0)
+            let ownerIdentity = try #require(try await owner.client.me().keys.identityKey)
+            let checks = SharingTrust.grants(
+                of: try await ownerSharing.members(vaultId: team.summary.id), vaultId: team.summary.id, ownerId: ownerAccount.userId, ownerIdentity: ownerIdentity
+            )
+            guard case .verified(let grant)? = checks[memberAccount.userId] else { Issue.record("\(checks)"); return }
+            #expect(grant.role == "write")
+
             // The owner rotates: the copy is signed, the member's legacy pin of the owner is
             // upgraded to the identity that certifies the pinned sharing key, and the key is taken.
-            let ownerSharing = SharingClient(vaults: vaults, contacts: ownerContacts)
             _ = try await ownerSharing.rotateKey(of: try await vaults.vault(id: team.summary.id))
             #expect(try await engine.sync(refreshVaults: true).refusedVaults.isEmpty)
             #expect(try await engine.keyEpoch(vaultId: team.summary.id) == 2)

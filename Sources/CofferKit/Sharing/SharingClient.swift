@@ -79,6 +79,27 @@ public struct SharingClient: Sendable {
         return try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: role, grant: grant))
     }
 
+    /// Upgrade in place: every member of a vault this account owns who has no verified grant
+    /// but is pinned on this device with the very identity the server lists gets a signed grant
+    /// (the owner's next login signs the memberships it can vouch for). Returns how many.
+    public func signMissingGrants() async throws -> Int {
+        let (userId, _, _) = try await vaults.identity()
+        var signed = 0
+        for vaultId in Set(try await shares().outgoing.map(\.vaultId)).sorted() {
+            let members = try await members(vaultId: vaultId)
+            guard members.contains(where: { $0.userId == userId && $0.role == .owner }) else { continue }
+            let grants = try await grants(of: members, vaultId: vaultId, ownerId: userId)
+            for member in members where member.userId != userId && grants[member.userId] == nil {
+                guard let shareId = member.shareId, case .pinned(let contact)? = try? contacts.check(member), contact.identityKey != nil,
+                    let grant = try Self.grant(vaultId: vaultId, to: contact, role: member.role, by: userId, signer: try await vaults.signingKey())
+                else { continue }
+                let _: Share = try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: member.role, grant: grant))
+                signed += 1
+            }
+        }
+        return signed
+    }
+
     /// The members' grants as checked against this account's own identity (the owner's, for an owner's device).
     func grants(of members: [VaultMember], vaultId: String, ownerId: String) async throws -> [String: GrantCheck] {
         let identity = Base64URL.encode(try await vaults.signingKey().publicKey.rawRepresentation)

@@ -65,7 +65,10 @@ extension Coffer.Account {
                 let password = try options.password("Password: ")
                 let client = try options.makeClient()
                 let session = try await client.login(email: email, password: password, device: try options.device(name: deviceName), allowPBKDF2: pbkdf2)
-                try options.client.emit(SessionSummary(session), text: "Logged in as \(session.email).")
+                // Upgrade in place (best effort): memberships of owned vaults this device can vouch for get signed statements.
+                let signed = (try? await options.makeSharingClient().signMissingGrants()) ?? 0
+                let upgraded = signed == 0 ? "" : " Signed the membership of \(signed) member\(signed == 1 ? "" : "s") pinned on this device."
+                try options.client.emit(SessionSummary(session), text: "Logged in as \(session.email).\(upgraded)")
             }
         }
     }
