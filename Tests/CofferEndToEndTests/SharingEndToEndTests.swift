@@ -67,6 +67,10 @@ struct SharingEndToEndTests {
         let rows = try #require(try JSONSerialization.jsonObject(with: members.stdout) as? [[String: Any]])
         #expect(rows.map { $0["role"] as? String } == ["owner", "write"])
         #expect(rows.last?["pin"] as? String == "pinned" && rows.last?["fingerprint"] as? String == rickFingerprint)
+        #expect(rows.map { $0["membership"] as? String } == ["owner", "signed"])
+        // Rick checks the memberships against the owner he pinned on accepting.
+        let seenByRick = try #require(try JSONSerialization.jsonObject(with: try await rick(["vault", "members", "Team", "--json"], nil).stdout) as? [[String: Any]])
+        #expect(seenByRick.map { $0["membership"] as? String } == ["owner", "signed"])
         let contacts = try await owner(["contacts", "list"], nil)
         #expect(contacts.stdoutText.contains(rickEmail) && contacts.stdoutText.contains(rickFingerprint))
 

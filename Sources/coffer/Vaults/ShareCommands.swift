@@ -62,6 +62,12 @@ extension Coffer.Vault {
                 let target = try await VaultLookup.find(vault, in: sharing.vaults)
                 let members = try await sharing.members(vaultId: target.summary.id)
                 let ownId = await sharing.vaults.client.session?.userId
+                // Memberships are checked against the owner's identity: this device's own, or the owner's pin.
+                let ownerId = target.summary.ownerId
+                let ownerIdentity = ownerId == ownId
+                    ? Base64URL.encode(try await sharing.vaults.client.identityKey().publicKey.rawRepresentation)
+                    : try sharing.contacts.contact(userId: ownerId)?.identityKey
+                let grants = ownerIdentity.map { SharingTrust.grants(of: members, vaultId: target.summary.id, ownerId: ownerId, ownerIdentity: $0) } ?? [:]
                 let rows = members.map { member in
                     // A member whose identity does not certify its sharing key shows as such, not as an error for the whole list.
                     let check = try? sharing.contacts.check(member)
@@ -73,13 +79,24 @@ extension Coffer.Vault {
                     case .new?: pin = "not pinned"
                     case nil: pin = "UNCERTIFIED"
                     }
+                    let membership: String
+                    switch grants[member.userId] {
+                    case _ where member.userId == ownerId: membership = "owner"
+                    case .verified(let grant)?: membership = grant.role == member.role.rawValue ? "signed" : "ROLE \(grant.role)"
+                    case .mismatch?: membership = "MISMATCH"
+                    case nil: membership = member.grant == nil ? "unsigned" : (ownerIdentity == nil ? "unchecked" : "unverified")
+                    }
                     return MemberRow(
                         userId: member.userId, email: member.email, role: member.role.rawValue, since: member.since.iso8601,
-                        fingerprint: check?.offered.fingerprint ?? KeyFingerprint.of(userId: member.userId, publicKey: member.publicKey), pin: pin
+                        fingerprint: check?.offered.fingerprint ?? KeyFingerprint.of(userId: member.userId, publicKey: member.publicKey), pin: pin,
+                        membership: membership
                     )
                 }
-                let text = (["ROLE   EMAIL                               KEY         FINGERPRINT"]
-                    + rows.map { "\($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \($0.email.padding(toLength: 35, withPad: " ", startingAt: 0)) \($0.pin.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.fingerprint)" })
+                let text = (["ROLE   EMAIL                               KEY         MEMBERSHIP  FINGERPRINT"]
+                    + rows.map {
+                        "\($0.role.padding(toLength: 6, withPad: " ", startingAt: 0)) \($0.email.padding(toLength: 35, withPad: " ", startingAt: 0)) "
+                            + "\($0.pin.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.membership.padding(toLength: 11, withPad: " ", startingAt: 0)) \($0.fingerprint)"
+                    })
                     .joined(separator: "\n")
                 try options.client.emit(rows, text: text)
             }
@@ -239,6 +256,10 @@ struct MemberRow: Encodable {
     var since: String
     var fingerprint: String
     var pin: String
+    /// The member's signed membership as this device can check it: `owner`, `signed` (chains to
+    /// the owner's identity), `MISMATCH`, `unsigned` (granted before membership statements),
+    /// `unchecked` (the owner is not pinned here) or `unverified` (signed by someone it cannot verify).
+    var membership: String
 }
 
 struct RevokeRow: Encodable {
