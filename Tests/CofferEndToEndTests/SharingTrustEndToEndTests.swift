@@ -35,21 +35,9 @@ struct SharingTrustEndToEndTests {
             SymmetricKey(size: .bits256), to: session.keys.publicKey, vaultId: vaultId, sealerId: session.userId, recipientId: session.userId
         )
         let forgedData = try JSONEncoder().encode(forged)
-        let relabel: @Sendable (Any) throws -> Any = { value in
-            let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
-            func walk(_ value: Any) -> Any {
-                if let object = value as? [String: Any] {
-                    if object["id"] as? String == vaultId, object["wrappedKey"] != nil { return forgedObject }
-                    return object.mapValues(walk)
-                }
-                if let array = value as? [Any] { return array.map(walk) }
-                return value
-            }
-            return walk(value)
-        }
         try await withRewritingProxy(upstream: setup.server.url, decide: { request in
             if request.method == "GET", request.path.hasPrefix("/api/vaults") {
-                return .rewrite { status, body in (status, try Self.buffer(try relabel(try Self.json(body)))) }
+                return .rewrite(JSONRewrite.replacingVault(vaultId, with: forgedData))
             }
             if request.path == "/api/sync/pull" {
                 return .rewrite { status, body in
@@ -112,18 +100,7 @@ struct SharingTrustEndToEndTests {
                 return .forward
             }
             guard request.method == "GET", request.path.hasPrefix("/api/vaults") else { return .forward }
-            return .rewrite { status, body in
-                let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
-                func walk(_ value: Any) -> Any {
-                    if let object = value as? [String: Any] {
-                        if object["id"] as? String == vaultId, object["wrappedKey"] != nil { return forgedObject }
-                        return object.mapValues(walk)
-                    }
-                    if let array = value as? [Any] { return array.map(walk) }
-                    return value
-                }
-                return (status, try Self.buffer(walk(try Self.json(body))))
-            }
+            return .rewrite(JSONRewrite.replacingVault(vaultId, with: forgedData))
         }) { proxy in
             let attacked = setup.device("m", via: proxy)
             let sync = try await attacked(["sync"], nil)

@@ -26,21 +26,13 @@ struct FailClosedTests {
     /// Rewrites every JSON object with `"id": vaultId` and a `wrappedKey` in `body` so that the key no longer opens.
     static func corruptingKey(of vaultId: String) -> @Sendable (Int, ByteBuffer) throws -> (Int, ByteBuffer) {
         { status, body in
-            func walk(_ value: Any) -> Any {
-                if var object = value as? [String: Any] {
-                    for (key, inner) in object { object[key] = walk(inner) }
-                    if object["id"] as? String == vaultId, var key = object["wrappedKey"] as? String {
-                        let index = key.index(key.startIndex, offsetBy: 30)
-                        key.replaceSubrange(index...index, with: key[index] == "A" ? "B" : "A")
-                        object["wrappedKey"] = key
-                    }
-                    return object
+            JSONRewrite.objects(status, body) { object in
+                if object["id"] as? String == vaultId, var key = object["wrappedKey"] as? String {
+                    let index = key.index(key.startIndex, offsetBy: 30)
+                    key.replaceSubrange(index...index, with: key[index] == "A" ? "B" : "A")
+                    object["wrappedKey"] = key
                 }
-                if let array = value as? [Any] { return array.map(walk) }
-                return value
             }
-            guard (200..<300).contains(status), let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) else { return (status, body) }
-            return (status, ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: walk(json))))
         }
     }
 

@@ -86,21 +86,9 @@ struct SharingTrustTests {
             )
             forged.encryptedMetadata = try Self.sealName("Personal", vaultId: vaultId, key: serverKey)
             let forgedData = try JSONEncoder().encode(forged)
-            let relabel: @Sendable (Any) throws -> Any = { value in
-                let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
-                func walk(_ value: Any) -> Any {
-                    if let object = value as? [String: Any] {
-                        if object["id"] as? String == vaultId, object["wrappedKey"] != nil { return forgedObject }
-                        return object.mapValues(walk)
-                    }
-                    if let array = value as? [Any] { return array.map(walk) }
-                    return value
-                }
-                return walk(value)
-            }
             let outcome = try await withRewritingProxy(upstream: base, decide: { request in
                 if request.method == "GET", request.path.hasPrefix("/api/vaults") {
-                    return .rewrite { status, body in (status, try Self.buffer(try relabel(try Self.json(body)))) }
+                    return .rewrite(JSONRewrite.replacingVault(vaultId, with: forgedData))
                 }
                 if request.path == "/api/sync/pull" {
                     return .rewrite { status, body in
@@ -305,18 +293,7 @@ struct SharingTrustTests {
                     return .forward
                 }
                 guard request.method == "GET", request.path.hasPrefix("/api/vaults") else { return .forward }
-                return .rewrite { status, body in
-                    let forgedObject = try JSONSerialization.jsonObject(with: forgedData)
-                    func walk(_ value: Any) -> Any {
-                        if let object = value as? [String: Any] {
-                            if object["id"] as? String == team.summary.id, object["wrappedKey"] != nil { return forgedObject }
-                            return object.mapValues(walk)
-                        }
-                        if let array = value as? [Any] { return array.map(walk) }
-                        return value
-                    }
-                    return (status, try Self.buffer(walk(try Self.json(body))))
-                }
+                return .rewrite(JSONRewrite.replacingVault(team.summary.id, with: forgedData))
             }) { proxy -> (report: SyncReport, queued: String, wrote: Bool) in
                 let attacked = try await SyncEngine.open(client: try Self.client(member, via: proxy), directory: member.directory)
                 let report = try await attacked.sync(refreshVaults: true)
