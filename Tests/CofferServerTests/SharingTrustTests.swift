@@ -425,6 +425,57 @@ struct SharingTrustTests {
         }
     }
 
+    @Test("a member this device removed, listed again by the server with the member's own old grant, is refused: nothing is rotated; shared again for real, the member is sealed to", arguments: TestBackend.available)
+    func removedMemberListedAgain(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let owner = try await TestDevice.account(server: base, devices: 1)[0]
+            let bob = try await TestDevice.account(server: base, devices: 1)[0]
+            let carol = try await TestDevice.account(server: base, devices: 1)[0]
+            let bobSession = try #require(await bob.client.session)
+            let carolSession = try #require(await carol.client.session)
+            let sharing = try await Self.sharing(owner)
+            let vaults = VaultClient(client: owner.client)
+            let team = try await vaults.createVault(name: "Team")
+            _ = try await sharing.share(team, with: try await sharing.lookup(email: bobSession.email), role: .write)
+            _ = try await sharing.share(team, with: try await sharing.lookup(email: carolSession.email), role: .read)
+            let bobsEntry = try #require(try await sharing.members(vaultId: team.summary.id).first { $0.userId == bobSession.userId })
+            #expect(bobsEntry.grant != nil)
+            _ = try await sharing.rotateKey(of: try await vaults.vault(id: team.summary.id), removing: [bobSession.userId])
+
+            // The server lists Bob again, with his genuine (old) grant and his real identity.
+            let entryData = try JSONEncoder().encode(bobsEntry)
+            let rotations = RequestCount()
+            try await withRewritingProxy(upstream: base, decide: { request in
+                if request.method == "POST", request.path.hasSuffix("/keys") { rotations.add() }
+                guard request.method == "GET", request.path == "/api/vaults/\(team.summary.id)/members" else { return .forward }
+                return .rewrite { status, body in
+                    var answer = try JSONDecoder().decode(VaultMembersResponse.self, from: Data(body.readableBytesView))
+                    answer.members.append(try JSONDecoder().decode(VaultMember.self, from: entryData))
+                    return (status, ByteBuffer(bytes: try JSONEncoder().encode(answer)))
+                }
+            }) { proxy in
+                let attacked = try await Self.sharing(owner, client: try Self.client(owner, via: proxy))
+                let vault = try await attacked.vaults.vault(id: team.summary.id)
+                await #expect { _ = try await attacked.rotateKey(of: vault, removing: [carolSession.userId]) } throws: { error in
+                    "\(error)".contains("was removed from vault") && "\(error)".contains(bobSession.email)
+                }
+                await #expect { _ = try await attacked.unconfirmedMembers(vaultId: team.summary.id) } throws: { error in
+                    "\(error)".contains("was removed from vault")
+                }
+            }
+            #expect(rotations.value == 0, "a rotation was sent")
+            #expect(try await sharing.members(vaultId: team.summary.id).count == 2)
+
+            // Shared with Bob again for real (a new grant): the next rotation seals to him.
+            _ = try await sharing.share(try await vaults.vault(id: team.summary.id), with: try await sharing.lookup(email: bobSession.email), role: .read)
+            let rotated = try await sharing.rotateKey(of: try await vaults.vault(id: team.summary.id), removing: [carolSession.userId])
+            #expect(rotated.vault.key.epoch == 3)
+            let bobsView = try await VaultClient(client: bob.client).vault(id: team.summary.id)
+            #expect(bobsView.key.epoch == 3)
+        }
+    }
+
     @Test("a member's key substituted for a revoke made on a second device without pins: the member's signed membership names the real identity, so the substitute is refused outright; a pinned device refuses it as a changed key", arguments: TestBackend.available)
     func substitutedKeyOnSecondDevice(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in

@@ -121,3 +121,30 @@ public struct ContactStore: Sendable {
         try files.save(contacts, name)
     }
 }
+
+/// Members this device removed from vaults, in `removals-<userId>.json` beside the contacts: a
+/// server that lists a removed member again (with that member's old, genuine grant, or while it
+/// is still pinned here) is not believed, unless a grant made after the removal names it.
+extension ContactStore {
+    var removalsName: String { "removals-" + name.dropFirst("contacts-".count) }
+
+    /// When this device removed `memberId` from `vaultId` (milliseconds since 1970), if it did.
+    public func removal(vaultId: String, memberId: String) throws -> Int64? {
+        try files.load([String: [String: Int64]].self, removalsName)?[vaultId]?[memberId]
+    }
+
+    /// Records that this device removed `memberIds` from `vaultId` at `time`.
+    public func recordRemoval(vaultId: String, memberIds: [String], at time: Timestamp = .now) throws {
+        guard !memberIds.isEmpty else { return }
+        var all = try files.load([String: [String: Int64]].self, removalsName) ?? [:]
+        for memberId in memberIds { all[vaultId, default: [:]][memberId] = time.milliseconds }
+        try files.save(all, removalsName)
+    }
+
+    /// Forgets a removal (this device shared the vault with the member again).
+    public func clearRemoval(vaultId: String, memberId: String) throws {
+        guard var all = try files.load([String: [String: Int64]].self, removalsName), all[vaultId]?[memberId] != nil else { return }
+        all[vaultId]?[memberId] = nil
+        try files.save(all, removalsName)
+    }
+}

@@ -50,6 +50,8 @@ public struct SharingClient: Sendable {
             }
         }
         guard let share else { throw CofferClientError.server(status: 409, code: ErrorCode.staleKey, message: "the vault key kept changing") }
+        // Shared again by this device: no longer one it removed.
+        try contacts.clearRemoval(vaultId: vault.summary.id, memberId: contact.userId)
         switch check {
         case .pinned: break
         case .new: try contacts.pin(contact)
@@ -100,6 +102,17 @@ public struct SharingClient: Sendable {
         return signed
     }
 
+    /// Refuses a member this device removed from the vault, listed again by the server, unless a
+    /// verified grant made after the removal names it (someone really shared the vault again).
+    func requireNotRemoved(_ member: VaultMember, vaultId: String, grants: [String: GrantCheck]) throws {
+        guard let removedAt = try contacts.removal(vaultId: vaultId, memberId: member.userId) else { return }
+        if case .verified(let grant)? = grants[member.userId], grant.issuedAt >= removedAt { return }
+        throw CofferError.tampered(
+            "\(member.email) was removed from vault \(vaultId) by this device (\(Timestamp(milliseconds: removedAt).iso8601)), "
+                + "and the server lists them as a member again without a signed grant made since: nothing is sealed to them"
+        )
+    }
+
     /// The members' grants as checked against this account's own identity (the owner's, for an owner's device).
     func grants(of members: [VaultMember], vaultId: String, ownerId: String) async throws -> [String: GrantCheck] {
         let identity = Base64URL.encode(try await vaults.signingKey().publicKey.rawRepresentation)
@@ -126,6 +139,7 @@ public struct SharingClient: Sendable {
         }
         guard rotate else {
             let _: SuccessResponse = try await client.authorized(.DELETE, "/api/shares/\(shareId)", body: Optional<Int>.none)
+            try contacts.recordRemoval(vaultId: vault.summary.id, memberIds: [userId])
             return nil
         }
         return try await rotateKey(of: vault, removing: [userId], confirming: confirming)
@@ -165,6 +179,7 @@ public struct SharingClient: Sendable {
             if case .changed(let pinned, let offered) = check {
                 throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
             }
+            try requireNotRemoved(member, vaultId: vaultId, grants: grants)
             switch grants[member.userId] {
             case .mismatch(let reason)?: throw CofferError.tampered(reason)
             case .verified?: continue
@@ -206,6 +221,7 @@ public struct SharingClient: Sendable {
                 if case .changed(let pinned, let offered) = check {
                     throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
                 }
+                try requireNotRemoved(member, vaultId: vault.summary.id, grants: grants)
                 switch grants[member.userId] {
                 case .mismatch(let reason)?: throw CofferError.tampered(reason)
                 case .verified?:
@@ -235,6 +251,7 @@ public struct SharingClient: Sendable {
             )
             do {
                 let rotated: VaultSummary = try await client.authorized(.POST, "/api/vaults/\(vault.summary.id)/keys", body: request)
+                try contacts.recordRemoval(vaultId: vault.summary.id, memberIds: removing)
                 // Upgrade in place: members this owner just sealed to (pinned or confirmed) who have
                 // no verified grant yet get one now (best effort: the rotation stands either way).
                 for (member, contact, _) in sealTo where grants[member.userId] == nil {
