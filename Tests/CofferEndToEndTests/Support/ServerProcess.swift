@@ -119,6 +119,12 @@ final class ServerProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             guard process.isRunning else { throw ServerProcessError.exited(logText) }
+            // Our own process must say it listens: another test's server may have taken the port
+            // between `freePort()` and the bind, and its /health would answer for ours.
+            guard logText.contains("listening on 127.0.0.1:\(port)") else {
+                try await Task.sleep(for: .milliseconds(50))
+                continue
+            }
             var request = HTTPClientRequest(url: url + "/health")
             request.method = .GET
             if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)), response.status == .ok {
