@@ -325,6 +325,52 @@ struct SharingTrustTests {
         }
     }
 
+    @Test("an unsigned key swapped into an invitation before it is accepted is refused: accepting cannot make the server's key writable", arguments: TestBackend.available)
+    func unsignedKeyBeforeAcceptance(_ backend: TestBackend) async throws {
+        try await makeTestApp(backend).test(.live) { server in
+            let base = "http://127.0.0.1:\(try #require(server.port))"
+            let owner = try await TestDevice.account(server: base, devices: 1)[0]
+            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let ownerSession = try #require(await owner.client.session)
+            let memberSession = try #require(await member.client.session)
+            let sharing = try await Self.sharing(owner)
+            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
+            _ = try await sharing.share(team, with: try await sharing.lookup(email: memberSession.email), role: .write)
+            let engine = try await member.engine()
+            try await engine.sync(refreshVaults: true)
+            #expect(try await engine.invitation(for: try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary) != nil)
+
+            let serverKey = SymmetricKey(size: .bits256)
+            var forged = try await VaultClient(client: member.client).vault(id: team.summary.id).summary
+            forged.keyEpoch = 2
+            forged.keyHistory = nil
+            forged.encryptedMetadata = try Envelope.seal(
+                try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: team.summary.id), keyEpoch: 2
+            )
+            forged.wrappedKey = try SealedVaultKey.sealUnsigned(
+                serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2
+            )
+            let forgedData = try JSONEncoder().encode(forged)
+            try await withRewritingProxy(upstream: base, decide: { request in
+                guard request.method == "GET", request.path.hasPrefix("/api/vaults") else { return .forward }
+                return .rewrite(JSONRewrite.replacingVault(team.summary.id, with: forgedData))
+            }) { proxy in
+                let attacked = try await SyncEngine.open(client: try Self.client(member, via: proxy), directory: member.directory)
+                let report = try await attacked.sync(refreshVaults: true)
+                let refusal = try #require(report.refusedVaults.first { $0.vaultId == team.summary.id }, "\(report)")
+                #expect(refusal.reason.contains("without its sealer's signature"), "\(refusal.reason)")
+                #expect(try await attacked.keyEpoch(vaultId: team.summary.id) == 1)
+            }
+            // Accepted through the honest server, the member writes under the owner's key 1.
+            try await engine.accept(try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary)
+            let queued = try await engine.addItem(ItemDocument(title: "Wi-Fi"), vaultId: team.summary.id).item.item.id
+            #expect(try await engine.sync().pushed == 1)
+            let ownerEngine = try await owner.engine()
+            try await ownerEngine.sync(refreshVaults: true)
+            #expect(try await ownerEngine.item(id: queued)?.item.document?.title == "Wi-Fi")
+        }
+    }
+
     @Test("a real rotation by the owner after an admin shared the vault: the member, who pinned only the admin, is asked to confirm the owner, then takes the new key", arguments: TestBackend.available)
     func rotationByUnpinnedOwnerNeedsConfirmation(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in

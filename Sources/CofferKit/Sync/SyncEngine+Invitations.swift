@@ -108,7 +108,7 @@ extension SyncEngine {
     /// carry the signature of an identity pinned for its sealer (a new epoch sealed unsigned, by
     /// a changed identity, or by someone not pinned here is refused by name, and the vault is
     /// kept out until the person confirms the sealer with `coffer vault accept`). A vault not
-    /// accepted here is an invitation: read, never written.
+    /// accepted here is an invitation: read, never written, and after its first key only signed keys.
     public func requireTrustedKey(_ vault: DecryptedVault) async throws {
         guard let sealer = vault.summary.keySealedBy else { return }
         let summary = vault.summary
@@ -121,7 +121,18 @@ extension SyncEngine {
             }
             return
         }
-        guard try cache.acceptance(vaultId: summary.id) != nil else { return }
+        guard try cache.acceptance(vaultId: summary.id) != nil else {
+            // An invitation is read, never written; still, once this device holds a key of the
+            // vault, a newer one must be signed (an unsigned copy is only ever the first key a
+            // device sees of a vault shared before identity keys), so that a key swapped in
+            // before the person accepts is not what accepting makes writable.
+            if !kept.isEmpty, vault.sealerIdentity == nil {
+                throw CofferError.tampered(
+                    "key \(summary.keyEpoch) of vault \(summary.id) arrived without its sealer's signature after this device held an earlier key: refused"
+                )
+            }
+            return
+        }
         guard let identity = vault.sealerIdentity else {
             throw CofferError.tampered(
                 "key \(summary.keyEpoch) of vault \(summary.id) arrived without its sealer's signature: a new key is taken only signed by an identity pinned on this device, so it is refused"
