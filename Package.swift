@@ -126,6 +126,7 @@ let package = Package(
             dependencies: [
                 "CofferProtocol",
                 "CofferCrypto",
+                "CofferKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -79,17 +79,10 @@ struct SharingTrustEndToEndTests {
 
         let client = try CofferClient(api: APIClient(baseURL: setup.server.url), sessionStore: SessionStore(directory: setup.directory.appendingPathComponent("config-m")))
         let session = try #require(await client.session)
-        var forged = try #require(try await VaultClient(client: client).vaults().first).summary
-        let vaultId = forged.id
-        let serverKey = SymmetricKey(size: .bits256)
-        forged.keyEpoch = 2
-        forged.keyHistory = nil
-        forged.encryptedMetadata = try Envelope.seal(
-            try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: vaultId), keyEpoch: 2
-        )
-        forged.wrappedKey = try SealedVaultKey.seal(
-            serverKey, to: session.keys.publicKey, vaultId: vaultId, sealerId: forged.ownerId, recipientId: session.userId, keyEpoch: 2,
-            signer: Curve25519.Signing.PrivateKey()
+        let real = try #require(try await VaultClient(client: client).vaults().first).summary
+        let vaultId = real.id
+        let forged = try ServerForgery.rotation(
+            of: real, name: "Team", sealedBy: real.ownerId, to: session.userId, recipientKey: session.keys.publicKey, signer: Curve25519.Signing.PrivateKey()
         )
         let forgedData = try JSONEncoder().encode(forged)
         let underServerKey = Atomic(0)

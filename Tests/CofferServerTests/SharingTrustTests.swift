@@ -209,13 +209,9 @@ struct SharingTrustTests {
     func acceptingAnInvitation(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in
             let base = "http://127.0.0.1:\(try #require(server.port))"
-            let owner = try await TestDevice.account(server: base, devices: 1)[0]
-            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let (owner, member, team) = try await Self.sharedTeam(base)
             let ownerSession = try #require(await owner.client.session)
             let memberSession = try #require(await member.client.session)
-            let sharing = try await Self.sharing(owner)
-            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
-            _ = try await sharing.share(team, with: try await sharing.lookup(email: memberSession.email), role: .write)
             let ownerEngine = try await owner.engine()
             try await ownerEngine.sync(refreshVaults: true)
             #expect(try await ownerEngine.isAccepted(team.summary))
@@ -239,6 +235,17 @@ struct SharingTrustTests {
 
     // MARK: 2b. A new key for a member is signed by a pinned identity
 
+    /// An owner and a member, each one device, and the owner's vault "Team" shared with the member as a writer (not yet accepted).
+    static func sharedTeam(_ base: String) async throws -> (owner: TestDevice, member: TestDevice, team: DecryptedVault) {
+        let owner = try await TestDevice.account(server: base, devices: 1)[0]
+        let member = try await TestDevice.account(server: base, devices: 1)[0]
+        let sharing = try await Self.sharing(owner)
+        let team = try await VaultClient(client: owner.client).createVault(name: "Team")
+        _ = try await sharing.share(team, with: try await sharing.lookup(email: try #require(await member.client.session).email), role: .write)
+        return (owner, member, team)
+    }
+
+
     /// How the server forges a "rotation" of a member's vault: a key it made, sealed to the member
     /// in the owner's name, either unsigned or signed by the server's own identity key.
     enum ForgedRotation: String, CaseIterable, Sendable, CustomTestStringConvertible {
@@ -250,13 +257,9 @@ struct SharingTrustTests {
     func fakeRotationAgainstMember(_ backend: TestBackend, _ forgery: ForgedRotation) async throws {
         try await makeTestApp(backend).test(.live) { server in
             let base = "http://127.0.0.1:\(try #require(server.port))"
-            let owner = try await TestDevice.account(server: base, devices: 1)[0]
-            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let (owner, member, team) = try await Self.sharedTeam(base)
             let ownerSession = try #require(await owner.client.session)
             let memberSession = try #require(await member.client.session)
-            let sharing = try await Self.sharing(owner)
-            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
-            _ = try await sharing.share(team, with: try await sharing.lookup(email: memberSession.email), role: .write)
             let engine = try await member.engine()
             try await engine.sync(refreshVaults: true)
             try await engine.accept(try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary)
@@ -265,24 +268,10 @@ struct SharingTrustTests {
             let before = try await Self.snapshot(engine)
 
             // Key 2, the server's, "sealed by the owner" to the member; the name sealed under it.
-            let serverKey = SymmetricKey(size: .bits256)
-            var forged = try await VaultClient(client: member.client).vault(id: team.summary.id).summary
-            forged.keyEpoch = 2
-            forged.keyHistory = nil
-            forged.encryptedMetadata = try Envelope.seal(
-                try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: team.summary.id), keyEpoch: 2
+            let forged = try ServerForgery.rotation(
+                of: try await VaultClient(client: member.client).vault(id: team.summary.id).summary, name: "Team", sealedBy: ownerSession.userId,
+                to: memberSession.userId, recipientKey: memberSession.keys.publicKey, signer: forgery == .signedByServer ? Curve25519.Signing.PrivateKey() : nil
             )
-            switch forgery {
-            case .unsigned:
-                forged.wrappedKey = try SealedVaultKey.sealUnsigned(
-                    serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2
-                )
-            case .signedByServer:
-                forged.wrappedKey = try SealedVaultKey.seal(
-                    serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2,
-                    signer: Curve25519.Signing.PrivateKey()
-                )
-            }
             let forgedData = try JSONEncoder().encode(forged)
             let pushedUnderServerKey = RequestCount()
             let outcome = try await withRewritingProxy(upstream: base, decide: { request in
@@ -329,26 +318,16 @@ struct SharingTrustTests {
     func unsignedKeyBeforeAcceptance(_ backend: TestBackend) async throws {
         try await makeTestApp(backend).test(.live) { server in
             let base = "http://127.0.0.1:\(try #require(server.port))"
-            let owner = try await TestDevice.account(server: base, devices: 1)[0]
-            let member = try await TestDevice.account(server: base, devices: 1)[0]
+            let (owner, member, team) = try await Self.sharedTeam(base)
             let ownerSession = try #require(await owner.client.session)
             let memberSession = try #require(await member.client.session)
-            let sharing = try await Self.sharing(owner)
-            let team = try await VaultClient(client: owner.client).createVault(name: "Team")
-            _ = try await sharing.share(team, with: try await sharing.lookup(email: memberSession.email), role: .write)
             let engine = try await member.engine()
             try await engine.sync(refreshVaults: true)
             #expect(try await engine.invitation(for: try #require(try await engine.vaults().first { $0.summary.id == team.summary.id }).summary) != nil)
 
-            let serverKey = SymmetricKey(size: .bits256)
-            var forged = try await VaultClient(client: member.client).vault(id: team.summary.id).summary
-            forged.keyEpoch = 2
-            forged.keyHistory = nil
-            forged.encryptedMetadata = try Envelope.seal(
-                try JSONEncoder().encode(VaultMetadata(name: "Team")), key: serverKey, context: EnvelopeContext(purpose: "vault-metadata", owner: team.summary.id), keyEpoch: 2
-            )
-            forged.wrappedKey = try SealedVaultKey.sealUnsigned(
-                serverKey, to: memberSession.keys.publicKey, vaultId: team.summary.id, sealerId: ownerSession.userId, recipientId: memberSession.userId, keyEpoch: 2
+            let forged = try ServerForgery.rotation(
+                of: try await VaultClient(client: member.client).vault(id: team.summary.id).summary, name: "Team", sealedBy: ownerSession.userId,
+                to: memberSession.userId, recipientKey: memberSession.keys.publicKey, signer: nil
             )
             let forgedData = try JSONEncoder().encode(forged)
             try await withRewritingProxy(upstream: base, decide: { request in

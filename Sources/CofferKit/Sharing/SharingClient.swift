@@ -31,7 +31,7 @@ public struct SharingClient: Sendable {
     public func share(_ vault: DecryptedVault, with check: ContactCheck, role: VaultRole, acceptChangedKey: Bool = false) async throws -> Share {
         let contact = try check.trusted(acceptChanged: acceptChangedKey)
         let (userId, _, _) = try await vaults.identity()
-        let signer = try await vaults.signingKey()
+        let signer = try await client.identityKey()
         let grant = try Self.grant(vaultId: vault.summary.id, to: contact, role: role, by: userId, signer: signer)
         var key = vault.key
         var share: Share?
@@ -76,7 +76,7 @@ public struct SharingClient: Sendable {
             let member = try await members(vaultId: share.vaultId).first(where: { $0.shareId == shareId }),
             let contact = try? contacts.check(member).offered {
             let (userId, _, _) = try await vaults.identity()
-            grant = try Self.grant(vaultId: share.vaultId, to: contact, role: role, by: userId, signer: try await vaults.signingKey())
+            grant = try Self.grant(vaultId: share.vaultId, to: contact, role: role, by: userId, signer: try await client.identityKey())
         }
         return try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: role, grant: grant))
     }
@@ -93,7 +93,7 @@ public struct SharingClient: Sendable {
             let grants = try await grants(of: members, vaultId: vaultId, ownerId: userId)
             for member in members where member.userId != userId && grants[member.userId] == nil {
                 guard let shareId = member.shareId, case .pinned(let contact)? = try? contacts.check(member), contact.identityKey != nil,
-                    let grant = try Self.grant(vaultId: vaultId, to: contact, role: member.role, by: userId, signer: try await vaults.signingKey())
+                    let grant = try Self.grant(vaultId: vaultId, to: contact, role: member.role, by: userId, signer: try await client.identityKey())
                 else { continue }
                 let _: Share = try await client.authorized(.PUT, "/api/shares/\(shareId)", body: UpdateShareRequest(role: member.role, grant: grant))
                 signed += 1
@@ -115,7 +115,7 @@ public struct SharingClient: Sendable {
 
     /// The members' grants as checked against this account's own identity (the owner's, for an owner's device).
     func grants(of members: [VaultMember], vaultId: String, ownerId: String) async throws -> [String: GrantCheck] {
-        let identity = Base64URL.encode(try await vaults.signingKey().publicKey.rawRepresentation)
+        let identity = Base64URL.encode(try await client.identityKey().publicKey.rawRepresentation)
         return SharingTrust.grants(of: members, vaultId: vaultId, ownerId: ownerId, ownerIdentity: identity)
     }
 
@@ -166,9 +166,11 @@ public struct SharingClient: Sendable {
         return RotationResult(vault: fresh, reencrypted: reencrypted)
     }
 
-    /// Members who stay after `removing` and are not pinned on this device, as the server offers
-    /// them (each with its fingerprint), for the person to confirm before a rotation seals to
-    /// them. A member whose pinned key changed throws `CofferError.contactKeyChanged`.
+    /// Members who stay after `removing`, are not pinned on this device and have no grant that
+    /// chains to this owner, as the server offers them (each with its fingerprint), for the
+    /// person to confirm before a rotation seals to them. A member whose pinned key changed
+    /// throws `CofferError.contactKeyChanged`; a grant that names another identity, or a member
+    /// this device removed, a tamper error.
     public func unconfirmedMembers(vaultId: String, removing: [String] = []) async throws -> [PinnedContact] {
         let (userId, _, _) = try await vaults.identity()
         let members = try await members(vaultId: vaultId)
@@ -185,12 +187,7 @@ public struct SharingClient: Sendable {
             case .verified?: continue
             case nil: break
             }
-            switch check {
-            case .pinned: break
-            case .new(let offered): unconfirmed.append(offered)
-            case .changed(let pinned, let offered):
-                throw CofferError.contactKeyChanged(email: offered.email, pinned: pinned.fingerprint, offered: offered.fingerprint)
-            }
+            if case .new(let offered) = check { unconfirmed.append(offered) }
         }
         return unconfirmed
     }
@@ -203,7 +200,7 @@ public struct SharingClient: Sendable {
     public func rotateOnly(_ vault: DecryptedVault, removing: [String] = [], confirming: [PinnedContact] = []) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await vaults.identity()
         guard vault.summary.ownerId == userId else { throw SharingTrustError.notOwner(vaultId: vault.summary.id) }
-        let signer = try await vaults.signingKey()
+        let signer = try await client.identityKey()
         var vault = vault
         for attempt in 1...3 {
             let newKey = VaultKey.random(epoch: try ServerNumbers.keyEpoch(after: vault.summary.keyEpoch, of: vault.summary.id))

@@ -16,12 +16,6 @@ public struct VaultClient: Sendable {
         return (session.userId, SymmetricKey(data: raw), session.deviceId)
     }
 
-    /// This account's Ed25519 identity key, which signs every vault-key copy it seals (an account
-    /// made before identity keys is given one first).
-    func signingKey() async throws -> Curve25519.Signing.PrivateKey {
-        try await client.identityKey()
-    }
-
     /// Creates a vault with a fresh key, wrapped with the account key.
     public func createVault(name: String) async throws -> DecryptedVault {
         let (userId, accountKey, _) = try await identity()
